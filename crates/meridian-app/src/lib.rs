@@ -1,0 +1,20 @@
+//! The Meridian application: every feature (one module each, with its store, service, API and web
+//! handlers) and the HTTP app that serves them.
+
+pub mod apikeys;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod housekeeping;
+pub mod http;
+pub mod openapi;
+pub mod ops;
+pub mod orgs;
+pub mod state;
+pub mod web;
+
+pub use app::{build_state, metrics_router, router, serve};
+pub use config::{AppConfig, SignupPolicy};
+pub use state::AppState;

@@ -1,0 +1,57 @@
+//! The OpenAPI 3.1 description, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::{apikeys, audit, auth, ops, orgs};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Meridian API",
+        description = "Multi-tenant marketing and lead operations. Authenticate with a bearer access token \
+            (POST /api/v1/auth/login) or an API key. Lists are cursor-paginated; errors are RFC 9457 problem+json.",
+    ),
+    paths(
+        auth::api::login, auth::api::refresh, auth::api::logout, auth::api::me, auth::api::register,
+        auth::api::accept_invite, auth::api::change_password,
+        orgs::api::get_org, orgs::api::update_org,
+        orgs::api::list_members, orgs::api::update_member, orgs::api::remove_member,
+        orgs::api::create_invite, orgs::api::list_invites, orgs::api::revoke_invite,
+        apikeys::api::create, apikeys::api::list, apikeys::api::revoke,
+        audit::api::list,
+        ops::health, ops::ready,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "auth", description = "Sign in, tokens, the caller's identity"),
+        (name = "organization", description = "The caller's organization"),
+        (name = "members", description = "Members and invitations"),
+        (name = "api-keys", description = "Keys for integrations"),
+        (name = "audit", description = "Who changed what"),
+        (name = "operations", description = "Health and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An access token (mrd_at_…) or an API key (mrd_sk_…)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

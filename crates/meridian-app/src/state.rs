@@ -1,0 +1,35 @@
+use std::ops::Deref;
+use std::sync::Arc;
+
+use meridian_db::Db;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::password::PasswordHasher;
+use crate::config::AppConfig;
+
+/// Everything a request handler may need, shared by every request. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub db: Db,
+    pub config: AppConfig,
+    pub hasher: PasswordHasher,
+    /// Key for the CSRF tokens derived from session secrets; shared by every node through the
+    /// database so any node can check a token another node issued.
+    pub csrf_key: Vec<u8>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

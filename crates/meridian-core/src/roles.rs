@@ -1,0 +1,253 @@
+//! Built-in roles and what each may do, in one table. Every authorization decision goes through
+//! [`Role::allows`]; handlers never compare role names themselves.
+//!
+//! Roles are ordered by `rank` for the "may grant / may manage" rules (nobody hands out or touches
+//! a role above their own). Specialist roles added later (intake, case_manager) and custom roles
+//! join by adding rows to [`ROLE_TABLE`].
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// See the organization's settings.
+    OrgRead,
+    /// Change the organization's settings (name, domain allowlist, ...).
+    OrgManage,
+    /// See who is in the organization.
+    MembersRead,
+    /// Invite people, change roles, remove or disable members.
+    MembersManage,
+    /// Create, list and revoke API keys.
+    ApiKeysManage,
+    /// Read the audit log.
+    AuditRead,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 6] = [
+        Permission::OrgRead,
+        Permission::OrgManage,
+        Permission::MembersRead,
+        Permission::MembersManage,
+        Permission::ApiKeysManage,
+        Permission::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::OrgRead => "org.read",
+            Permission::OrgManage => "org.manage",
+            Permission::MembersRead => "members.read",
+            Permission::MembersManage => "members.manage",
+            Permission::ApiKeysManage => "api_keys.manage",
+            Permission::AuditRead => "audit.read",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Manager,
+    Member,
+    Viewer,
+}
+
+struct RoleSpec {
+    role: Role,
+    name: &'static str,
+    label: &'static str,
+    description: &'static str,
+    rank: u8,
+    permissions: &'static [Permission],
+}
+
+use Permission as P;
+
+const ADMIN_PERMISSIONS: &[Permission] = &[
+    P::OrgRead,
+    P::OrgManage,
+    P::MembersRead,
+    P::MembersManage,
+    P::ApiKeysManage,
+    P::AuditRead,
+];
+const READ_PERMISSIONS: &[Permission] = &[P::OrgRead, P::MembersRead];
+
+/// The single source of truth for built-in roles.
+const ROLE_TABLE: &[RoleSpec] = &[
+    RoleSpec {
+        role: Role::Owner,
+        name: "owner",
+        label: "Owner",
+        description: "Full control, including other owners and the organization itself.",
+        rank: 100,
+        permissions: ADMIN_PERMISSIONS,
+    },
+    RoleSpec {
+        role: Role::Admin,
+        name: "admin",
+        label: "Admin",
+        description: "Manages settings, members below owner, API keys; reads the audit log.",
+        rank: 80,
+        permissions: ADMIN_PERMISSIONS,
+    },
+    RoleSpec {
+        role: Role::Manager,
+        name: "manager",
+        label: "Manager",
+        description: "Runs the team's work; sees every record.",
+        rank: 60,
+        permissions: READ_PERMISSIONS,
+    },
+    RoleSpec {
+        role: Role::Member,
+        name: "member",
+        label: "Member",
+        description: "Works the records assigned to them.",
+        rank: 40,
+        permissions: READ_PERMISSIONS,
+    },
+    RoleSpec {
+        role: Role::Viewer,
+        name: "viewer",
+        label: "Viewer",
+        description: "Read-only access.",
+        rank: 20,
+        permissions: READ_PERMISSIONS,
+    },
+];
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Manager,
+        Role::Member,
+        Role::Viewer,
+    ];
+
+    fn spec(self) -> &'static RoleSpec {
+        // The table holds one row per variant; `roles_table_is_complete` checks it.
+        ROLE_TABLE
+            .iter()
+            .find(|spec| spec.role == self)
+            .unwrap_or(&ROLE_TABLE[ROLE_TABLE.len() - 1])
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn label(self) -> &'static str {
+        self.spec().label
+    }
+
+    pub fn description(self) -> &'static str {
+        self.spec().description
+    }
+
+    pub fn rank(self) -> u8 {
+        self.spec().rank
+    }
+
+    pub fn permissions(self) -> &'static [Permission] {
+        self.spec().permissions
+    }
+
+    /// The one authorization question: may a holder of this role do `permission`?
+    pub fn allows(self, permission: Permission) -> bool {
+        self.permissions().contains(&permission)
+    }
+
+    /// Whether a holder of this role may give `target` to someone (invite, role change, API key).
+    /// Nobody grants a role above their own, and only owners make owners.
+    pub fn may_grant(self, target: Role) -> bool {
+        self.allows(Permission::MembersManage) && target.rank() <= self.rank()
+    }
+
+    /// Whether a holder of this role may change or remove a member who holds `target`.
+    pub fn may_manage_member(self, target: Role) -> bool {
+        self.may_grant(target)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?}")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ROLE_TABLE
+            .iter()
+            .find(|spec| spec.name == s)
+            .map(|spec| spec.role)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Parses a role from user input with a message fit for a field error.
+pub fn parse_role(input: &str) -> Result<Role, String> {
+    input.trim().parse().map_err(|_| {
+        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("must be one of {}", names.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_table_is_complete() {
+        for role in Role::ALL {
+            assert_eq!(role.spec().role, role);
+            assert_eq!(role.as_str().parse::<Role>().expect("round trip"), role);
+        }
+        assert_eq!(ROLE_TABLE.len(), Role::ALL.len());
+    }
+
+    #[test]
+    fn roles_are_ordered() {
+        let ranks: Vec<u8> = Role::ALL.iter().map(|r| r.rank()).collect();
+        assert!(ranks.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn admins_manage_but_do_not_make_owners() {
+        assert!(Role::Admin.allows(Permission::MembersManage));
+        assert!(Role::Admin.may_grant(Role::Admin));
+        assert!(!Role::Admin.may_grant(Role::Owner));
+        assert!(!Role::Admin.may_manage_member(Role::Owner));
+        assert!(Role::Owner.may_grant(Role::Owner));
+    }
+
+    #[test]
+    fn lower_roles_cannot_manage() {
+        for role in [Role::Manager, Role::Member, Role::Viewer] {
+            assert!(!role.allows(Permission::MembersManage));
+            assert!(!role.allows(Permission::ApiKeysManage));
+            assert!(!role.allows(Permission::AuditRead));
+            assert!(!role.may_grant(Role::Viewer));
+            assert!(role.allows(Permission::MembersRead));
+        }
+    }
+
+    #[test]
+    fn unknown_roles_are_refused() {
+        assert!(parse_role("superuser").is_err());
+        assert_eq!(parse_role(" admin "), Ok(Role::Admin));
+    }
+}

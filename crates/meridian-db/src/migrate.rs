@@ -1,0 +1,246 @@
+//! Schema migrations, embedded in the binary, one folder per engine. Each migration runs in its
+//! own transaction and is recorded with a checksum; PostgreSQL serializes concurrent runners (many
+//! nodes starting at once) with an advisory lock.
+
+use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
+
+use crate::pool::{Db, Engine};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($version:expr, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sqlite: include_str!(concat!("../../../migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!("../../../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+
+const MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation")];
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+/// Where the database schema stands relative to this binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Highest version applied to the database (0 when none).
+    pub applied: i64,
+    /// Highest version this binary knows.
+    pub known: i64,
+    /// Versions this binary knows that the database lacks.
+    pub pending: Vec<i64>,
+    /// Applied versions whose recorded checksum differs from the embedded file.
+    pub modified: Vec<i64>,
+}
+
+impl MigrationStatus {
+    /// The database was migrated by a newer binary: running this one could corrupt data.
+    pub fn is_newer_than_binary(&self) -> bool {
+        self.applied > self.known
+    }
+
+    pub fn is_current(&self) -> bool {
+        self.pending.is_empty() && !self.is_newer_than_binary() && self.modified.is_empty()
+    }
+}
+
+pub struct Migrator;
+
+impl Migrator {
+    fn text(engine: Engine, m: &Migration) -> &'static str {
+        match engine {
+            Engine::Sqlite => m.sqlite,
+            Engine::Postgres => m.postgres,
+        }
+    }
+
+    fn checksum(engine: Engine, m: &Migration) -> String {
+        hex::encode(Sha256::digest(Self::text(engine, m).as_bytes()))
+    }
+
+    /// Reads which migrations are applied. A database with no migrations table has none.
+    #[tracing::instrument(skip_all)]
+    pub async fn status(db: &Db) -> Result<MigrationStatus, sqlx::Error> {
+        let applied: Vec<(i64, String)> = match db {
+            Db::Sqlite(pool) => {
+                let exists: Option<(String,)> = sqlx::query_as(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+                )
+                .fetch_optional(pool)
+                .await?;
+                if exists.is_none() {
+                    Vec::new()
+                } else {
+                    sqlx::query_as("SELECT version, checksum FROM schema_migrations")
+                        .fetch_all(pool)
+                        .await?
+                }
+            }
+            Db::Postgres(pool) => {
+                let exists: Option<(String,)> = sqlx::query_as(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
+                     AND tablename = 'schema_migrations'",
+                )
+                .fetch_optional(pool)
+                .await?;
+                if exists.is_none() {
+                    Vec::new()
+                } else {
+                    sqlx::query_as("SELECT version, checksum FROM schema_migrations")
+                        .fetch_all(pool)
+                        .await?
+                }
+            }
+        };
+        let engine = db.engine();
+        let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+        let pending = MIGRATIONS
+            .iter()
+            .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
+            .map(|m| m.version)
+            .collect();
+        let modified = MIGRATIONS
+            .iter()
+            .filter(|m| {
+                applied
+                    .iter()
+                    .any(|(v, sum)| *v == m.version && *sum != Self::checksum(engine, m))
+            })
+            .map(|m| m.version)
+            .collect();
+        Ok(MigrationStatus {
+            applied: applied.iter().map(|(v, _)| *v).max().unwrap_or(0),
+            known,
+            pending,
+            modified,
+        })
+    }
+
+    /// Applies pending migrations and returns the versions applied. On PostgreSQL, `db` must
+    /// connect as the role that owns the schema; `app_role`, when given, is granted data access
+    /// (and nothing else) to every table afterwards.
+    #[tracing::instrument(skip_all)]
+    pub async fn run(db: &Db, app_role: Option<&str>) -> Result<Vec<i64>, sqlx::Error> {
+        let engine = db.engine();
+        let mut applied_now = Vec::new();
+        match db {
+            Db::Sqlite(pool) => {
+                sqlx::query(CREATE_TABLE).execute(pool).await?;
+                for m in MIGRATIONS {
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    let done: Option<(i64,)> =
+                        sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                            .bind(m.version)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    sqlx::raw_sql(AssertSqlSafe(m.sqlite))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(Self::checksum(engine, m))
+                    .bind(crate::now().to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    tracing::info!(version = m.version, name = m.name, "applied migration");
+                    applied_now.push(m.version);
+                }
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // One runner at a time across every node; released at commit.
+                sqlx::query("SELECT pg_advisory_xact_lock(727274)")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
+                for m in MIGRATIONS {
+                    let done: Option<(i64,)> =
+                        sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                            .bind(m.version)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    sqlx::raw_sql(AssertSqlSafe(m.postgres))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(Self::checksum(engine, m))
+                    .bind(crate::now().to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                    tracing::info!(version = m.version, name = m.name, "applied migration");
+                    applied_now.push(m.version);
+                }
+                if let Some(role) = app_role {
+                    let role = quote_ident(role);
+                    let grants = format!(
+                        "GRANT USAGE ON SCHEMA public TO {role};
+                         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+                         REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role};
+                         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+                    );
+                    sqlx::raw_sql(AssertSqlSafe(grants))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(applied_now)
+    }
+}
+
+/// Quotes a PostgreSQL identifier (a role name taken from configuration).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_increasing_and_named_by_version() {
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[0].version < pair[1].version);
+        }
+        for m in MIGRATIONS {
+            assert!(m.name.starts_with(&format!("{:04}_", m.version)));
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("meridian_app"), "\"meridian_app\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,231 @@
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::tx::{GlobalTx, Tenant, TenantTx, Tx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+/// How to reach the database: a `sqlite:` path or `postgres://` URL, and the pool size.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl ConnectOptions {
+    pub fn engine(&self) -> Result<Engine, sqlx::Error> {
+        engine_of(&self.url)
+    }
+}
+
+pub fn engine_of(url: &str) -> Result<Engine, sqlx::Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Engine::Postgres)
+    } else if url.starts_with("sqlite:") {
+        Ok(Engine::Sqlite)
+    } else {
+        Err(sqlx::Error::Configuration(
+            "the database URL must start with sqlite: or postgres://".into(),
+        ))
+    }
+}
+
+/// A connection pool on one of the two engines. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    #[tracing::instrument(skip_all, fields(engine))]
+    pub async fn connect(options: &ConnectOptions) -> Result<Db, sqlx::Error> {
+        match options.engine()? {
+            Engine::Sqlite => {
+                let connect = SqliteConnectOptions::from_str(&options.url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                if let Some(parent) =
+                    sqlite_path(&options.url).and_then(|p| p.parent().map(PathBuf::from))
+                {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(&parent).map_err(sqlx::Error::Io)?;
+                    }
+                }
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(connect)
+                    .await?;
+                Ok(Db::Sqlite(pool))
+            }
+            Engine::Postgres => {
+                let connect = PgConnectOptions::from_str(&options.url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(options.max_connections.max(1))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(connect)
+                    .await?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self {
+            Db::Sqlite(_) => Engine::Sqlite,
+            Db::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Opens a transaction for global tables (users, organizations, login throttling). On
+    /// PostgreSQL no tenant is set, so row-level security hides every tenant row from it.
+    pub async fn global(&self) -> Result<GlobalTx, sqlx::Error> {
+        Ok(GlobalTx(self.begin(Access::Write).await?))
+    }
+
+    pub async fn global_read(&self) -> Result<GlobalTx, sqlx::Error> {
+        Ok(GlobalTx(self.begin(Access::Read).await?))
+    }
+
+    /// Opens a transaction scoped to one organization (and, for the rows a user may see of their
+    /// own across organizations, one user).
+    pub async fn tenant(&self, tenant: &Tenant) -> Result<TenantTx, sqlx::Error> {
+        self.tenant_with(tenant, Access::Write).await
+    }
+
+    /// A read-only tenant transaction: on SQLite it does not take the write lock, so reads run
+    /// concurrently; on PostgreSQL a write in it fails loudly.
+    pub async fn tenant_read(&self, tenant: &Tenant) -> Result<TenantTx, sqlx::Error> {
+        self.tenant_with(tenant, Access::Read).await
+    }
+
+    async fn tenant_with(&self, tenant: &Tenant, access: Access) -> Result<TenantTx, sqlx::Error> {
+        let mut tx = self.begin(access).await?;
+        tx.set_rls(Some(tenant.org_id()), tenant.user_id(), None)
+            .await?;
+        Ok(TenantTx::new(tx, tenant.clone()))
+    }
+
+    /// Opens a transaction that may read the credential row whose token hash is given (session,
+    /// access or refresh token, API key, invite) before the tenant is known. On PostgreSQL the
+    /// row-level security policies admit exactly the row carrying that hash.
+    pub async fn credential_lookup(&self, token_hash: &str) -> Result<GlobalTx, sqlx::Error> {
+        self.credential_with(token_hash, Access::Write).await
+    }
+
+    pub async fn credential_read(&self, token_hash: &str) -> Result<GlobalTx, sqlx::Error> {
+        self.credential_with(token_hash, Access::Read).await
+    }
+
+    async fn credential_with(
+        &self,
+        token_hash: &str,
+        access: Access,
+    ) -> Result<GlobalTx, sqlx::Error> {
+        let mut tx = self.begin(access).await?;
+        tx.set_rls(None, None, Some(token_hash)).await?;
+        Ok(GlobalTx(tx))
+    }
+
+    /// Opens a transaction that sees one user's own rows across organizations (their memberships,
+    /// sessions and tokens), e.g. to pick an organization at login or end every session.
+    pub async fn user_scope(&self, user_id: &str) -> Result<GlobalTx, sqlx::Error> {
+        self.user_scope_with(user_id, Access::Write).await
+    }
+
+    pub async fn user_scope_read(&self, user_id: &str) -> Result<GlobalTx, sqlx::Error> {
+        self.user_scope_with(user_id, Access::Read).await
+    }
+
+    async fn user_scope_with(
+        &self,
+        user_id: &str,
+        access: Access,
+    ) -> Result<GlobalTx, sqlx::Error> {
+        let mut tx = self.begin(access).await?;
+        tx.set_rls(None, Some(user_id), None).await?;
+        Ok(GlobalTx(tx))
+    }
+
+    async fn begin(&self, access: Access) -> Result<Tx, sqlx::Error> {
+        match (self, access) {
+            // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
+            // writes can fail with SQLITE_BUSY while another writer commits, which busy_timeout
+            // does not retry.
+            (Db::Sqlite(pool), Access::Write) => {
+                Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?))
+            }
+            (Db::Sqlite(pool), Access::Read) => {
+                Ok(Tx::Sqlite(pool.begin_with("BEGIN DEFERRED").await?))
+            }
+            (Db::Postgres(pool), Access::Write) => Ok(Tx::Postgres(pool.begin().await?)),
+            (Db::Postgres(pool), Access::Read) => {
+                Ok(Tx::Postgres(pool.begin_with("BEGIN READ ONLY").await?))
+            }
+        }
+    }
+
+    /// A cheap round trip, used by readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+            Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+        }
+    }
+
+    /// (connections open, connections idle) for metrics.
+    pub fn pool_state(&self) -> (u32, usize) {
+        match self {
+            Db::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Db::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(PathBuf::from(path))
+    }
+}

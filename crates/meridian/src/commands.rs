@@ -1,0 +1,497 @@
+//! What each subcommand does. `serve` and `worker` share start-up (settings, logging, database,
+//! migrations) and shut down gracefully on Ctrl-C or SIGTERM.
+
+use std::future::Future;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use meridian_app::http::ctx::{Ctx, OrgRef};
+use meridian_app::orgs::service::{self as orgs, InviteInput, NewOrganization};
+use meridian_db::{ConnectOptions, Db, Engine, Migrator, Tenant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::settings::{Environment, FlagSettings, Settings, redact_url, url_user};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [env: MERIDIAN_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    listen: Option<String>,
+    /// Directory for the SQLite database and other local files [env: MERIDIAN_DATA_DIR] [default: ./data]
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// sqlite:// path or postgres:// URL [env: MERIDIAN_DATABASE_URL] [default: sqlite in the data directory]
+    #[arg(long)]
+    database_url: Option<String>,
+    /// `invite` (default) or `open` (anyone may create an organization) [env: MERIDIAN_SIGNUP]
+    #[arg(long)]
+    signup: Option<String>,
+    /// Seed a demo organization (people in every role) and print their sign-in details.
+    #[arg(long)]
+    demo: bool,
+    /// Do not run the background worker in this process (run `meridian worker` elsewhere).
+    #[arg(long)]
+    no_worker: bool,
+}
+
+#[derive(Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization and its owner; prints the owner's password when generated.
+    Create {
+        /// Organization name.
+        #[arg(long)]
+        name: String,
+        /// Owner's email.
+        #[arg(long)]
+        owner_email: String,
+        /// Owner's name.
+        #[arg(long)]
+        owner_name: String,
+        /// Owner's password [env: MERIDIAN_OWNER_PASSWORD]; a random one is generated and printed when absent.
+        #[arg(long, env = "MERIDIAN_OWNER_PASSWORD", hide_env_values = true)]
+        owner_password: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Invite someone to an organization; prints the link to accept.
+    Invite {
+        /// The organization's id.
+        #[arg(long)]
+        org: String,
+        /// Their email.
+        #[arg(long)]
+        email: String,
+        /// owner, admin, manager, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+}
+
+#[derive(Args)]
+pub struct SeedArgs {
+    /// Create (or refresh) the demo organization and print its people's sign-in details.
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings and where each came from; check the database.
+    Check,
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = if settings.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(error) = result {
+        eprintln!("logging already initialised: {error}");
+    }
+}
+
+async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+    Db::connect(&ConnectOptions {
+        url: url.to_owned(),
+        max_connections,
+    })
+    .await
+    .with_context(|| format!("connecting to {}", redact_url(url)))
+}
+
+/// Brings the schema up to date (or refuses to run against it) and returns the app's pool.
+async fn prepare_database(settings: &Settings, allow_migrate: bool) -> anyhow::Result<Db> {
+    let owner = connect(&settings.migration_database_url, 2).await?;
+    let status = Migrator::status(&owner)
+        .await
+        .context("reading migration status")?;
+    if status.is_newer_than_binary() {
+        bail!(
+            "the database schema (version {}) is newer than this binary (version {}); run a newer Meridian",
+            status.applied,
+            status.known
+        );
+    }
+    if !status.modified.is_empty() {
+        bail!(
+            "applied migrations {:?} differ from this binary's; the schema was changed by hand or by another build",
+            status.modified
+        );
+    }
+    if !status.pending.is_empty() {
+        if !allow_migrate {
+            bail!(
+                "{} database migration(s) are pending; run `meridian migrate` first (production mode never migrates on start)",
+                status.pending.len()
+            );
+        }
+        let app_role = (owner.engine() == Engine::Postgres
+            && settings.migration_database_url != settings.database_url)
+            .then(|| url_user(&settings.database_url))
+            .flatten();
+        let applied = Migrator::run(&owner, app_role.as_deref())
+            .await
+            .context("applying migrations")?;
+        tracing::info!(?applied, "migrations applied");
+    }
+    owner.close().await;
+    connect(&settings.database_url, settings.db_max_connections).await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight work");
+}
+
+fn watch_shutdown(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+fn print_demo(credentials: &[meridian_app::demo::DemoCredential]) {
+    println!(
+        "\nDemo organization \u{201c}{}\u{201d}: sign in as any of these people\n",
+        meridian_app::demo::DEMO_ORG
+    );
+    for c in credentials {
+        println!("  {:<8} {:<34} {}", c.role.as_str(), c.email, c.password);
+    }
+    println!();
+}
+
+pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> {
+    let flags = FlagSettings {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        signup: args.signup,
+    };
+    let settings = Settings::load(config, &flags)?;
+    init_logging(&settings);
+    let db = prepare_database(&settings, settings.env == Environment::Development).await?;
+    let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
+    if args.demo {
+        print_demo(&meridian_app::demo::seed_demo(&db, &state.hasher).await?);
+    } else if let Some(token) = orgs::prepare_setup(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.detail()))?
+    {
+        println!(
+            "\nNo organization yet. Create the first one (link valid 24 hours):\n\n  {}/setup?token={token}\n",
+            settings.app.public_url
+        );
+    }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    tracing::info!(address = %settings.listen, database = db.engine().as_str(), "Meridian is serving");
+    println!("Meridian is running at {}", settings.app.public_url);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = (!args.no_worker).then(|| {
+        tokio::spawn(meridian_app::housekeeping::run_worker(
+            db.clone(),
+            settings.app.clone(),
+            settings.worker_interval,
+            watch_shutdown(&stop_rx),
+        ))
+    });
+    let metrics = match settings.metrics_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening for metrics on {address}"))?;
+            tracing::info!(%address, "metrics listener");
+            Some(tokio::spawn(meridian_app::serve(
+                listener,
+                meridian_app::metrics_router(state.clone()),
+                watch_shutdown(&stop_rx),
+            )))
+        }
+        None => None,
+    };
+    let router = meridian_app::router(state);
+    let served = meridian_app::serve(listener, router, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
+    db.close().await;
+    served.context("serving HTTP")
+}
+
+pub async fn worker(config: Option<&str>) -> anyhow::Result<()> {
+    let settings = Settings::load(config, &FlagSettings::default())?;
+    init_logging(&settings);
+    let db = prepare_database(&settings, false).await?;
+    tracing::info!(database = db.engine().as_str(), "worker started");
+    meridian_app::housekeeping::run_worker(
+        db.clone(),
+        settings.app.clone(),
+        settings.worker_interval,
+        shutdown_signal(),
+    )
+    .await;
+    db.close().await;
+    Ok(())
+}
+
+pub async fn migrate(config: Option<&str>) -> anyhow::Result<()> {
+    let settings = Settings::load(config, &FlagSettings::default())?;
+    init_logging(&settings);
+    let owner = connect(&settings.migration_database_url, 2).await?;
+    let app_role = (owner.engine() == Engine::Postgres
+        && settings.migration_database_url != settings.database_url)
+        .then(|| url_user(&settings.database_url))
+        .flatten();
+    let applied = Migrator::run(&owner, app_role.as_deref())
+        .await
+        .context("applying migrations")?;
+    let status = Migrator::status(&owner).await?;
+    owner.close().await;
+    if applied.is_empty() {
+        println!("The schema is up to date (version {}).", status.applied);
+    } else {
+        println!(
+            "Applied {} migration(s); the schema is at version {}.",
+            applied.len(),
+            status.applied
+        );
+    }
+    Ok(())
+}
+
+async fn open_for_cli(config: Option<&str>) -> anyhow::Result<(Settings, Db)> {
+    let settings = Settings::load(config, &FlagSettings::default())?;
+    init_logging(&settings);
+    let db = prepare_database(&settings, settings.env == Environment::Development).await?;
+    Ok((settings, db))
+}
+
+pub async fn org(config: Option<&str>, command: OrgCommand) -> anyhow::Result<()> {
+    let (settings, db) = open_for_cli(config).await?;
+    match command {
+        OrgCommand::Create {
+            name,
+            owner_email,
+            owner_name,
+            owner_password,
+        } => {
+            let generated = owner_password.is_none();
+            let password = owner_password
+                .unwrap_or_else(|| meridian_app::auth::tokens::new_secret("")[..20].to_owned());
+            let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
+            let who = orgs::create_organization(
+                &db,
+                &state.hasher,
+                NewOrganization {
+                    org_name: name,
+                    name: owner_name,
+                    email: owner_email,
+                    password: password.clone(),
+                },
+                None,
+                &Default::default(),
+            )
+            .await
+            .map_err(describe)?;
+            println!(
+                "Created organization \u{201c}{}\u{201d} ({})",
+                who.org.name, who.org.id
+            );
+            println!("Owner: {} <{}>", who.user.name, who.user.email);
+            if generated {
+                println!("Owner's password: {password}");
+            }
+            println!("Sign in at {}/login", settings.app.public_url);
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+fn describe(error: meridian_app::http::error::AppError) -> anyhow::Error {
+    let fields: Vec<String> = error
+        .field_errors()
+        .iter()
+        .map(|e| format!("{} {}", e.field, e.message))
+        .collect();
+    if fields.is_empty() {
+        anyhow::anyhow!(error.detail())
+    } else {
+        anyhow::anyhow!(fields.join("; "))
+    }
+}
+
+pub async fn user(config: Option<&str>, command: UserCommand) -> anyhow::Result<()> {
+    let (settings, db) = open_for_cli(config).await?;
+    match command {
+        UserCommand::Invite { org, email, role } => {
+            let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
+            let tenant = Tenant::for_verified_credentials(&org, None);
+            let mut tx = db.tenant_read(&tenant).await?;
+            let found = meridian_app::orgs::store::get_org(&mut tx).await;
+            tx.commit().await?;
+            let row = found.with_context(|| format!("no organization with id {org}"))?;
+            let ctx = Ctx::operator(
+                OrgRef {
+                    id: row.id,
+                    name: row.name,
+                },
+                "meridian CLI",
+            );
+            let (invite, token) = orgs::create_invite(&state, &ctx, InviteInput { email, role })
+                .await
+                .map_err(describe)?;
+            println!(
+                "Invited {} as {}. Share this link (valid 7 days):\n\n  {}\n",
+                invite.email,
+                invite.role,
+                orgs::accept_url(&state, &token)
+            );
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+pub async fn seed(config: Option<&str>, args: SeedArgs) -> anyhow::Result<()> {
+    if !args.demo {
+        bail!("nothing to seed: pass --demo");
+    }
+    let (settings, db) = open_for_cli(config).await?;
+    let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
+    print_demo(&meridian_app::demo::seed_demo(&db, &state.hasher).await?);
+    db.close().await;
+    Ok(())
+}
+
+pub async fn config(config: Option<&str>, command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Check => {
+            let settings = Settings::load(config, &FlagSettings::default())?;
+            let source = |key: &str| settings.sources.get(key).copied().unwrap_or("default");
+            let rows: Vec<(&str, String)> = vec![
+                ("listen", settings.listen.to_string()),
+                ("data_dir", settings.data_dir.display().to_string()),
+                ("database_url", redact_url(&settings.database_url)),
+                (
+                    "migration_database_url",
+                    redact_url(&settings.migration_database_url),
+                ),
+                (
+                    "db_max_connections",
+                    settings.db_max_connections.to_string(),
+                ),
+                (
+                    "signup",
+                    format!("{:?}", settings.app.signup).to_lowercase(),
+                ),
+                ("public_url", settings.app.public_url.clone()),
+                (
+                    "metrics_listen",
+                    settings
+                        .metrics_listen
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "(main listener)".into()),
+                ),
+                (
+                    "session_idle_timeout",
+                    format!("{}s", settings.app.session_idle_timeout.as_secs()),
+                ),
+                (
+                    "session_lifetime",
+                    format!("{}s", settings.app.session_absolute_lifetime.as_secs()),
+                ),
+                ("max_body_bytes", settings.app.max_body_bytes.to_string()),
+                (
+                    "trust_proxy_headers",
+                    settings.app.trust_proxy_headers.to_string(),
+                ),
+                ("env", format!("{:?}", settings.env).to_lowercase()),
+                ("log", settings.log.clone()),
+                (
+                    "log_format",
+                    if settings.log_json {
+                        "json".into()
+                    } else {
+                        "pretty".into()
+                    },
+                ),
+                (
+                    "worker_interval",
+                    format!("{}s", settings.worker_interval.as_secs()),
+                ),
+                (
+                    "password_hash_concurrency",
+                    settings.app.password_hash_concurrency.to_string(),
+                ),
+            ];
+            for (key, value) in &rows {
+                println!(
+                    "{:<28} {:<48} ({})",
+                    format!("MERIDIAN_{}", key.to_uppercase()),
+                    value,
+                    source(key)
+                );
+            }
+            let db = connect(&settings.database_url, 1).await?;
+            db.ping().await.context("the database does not answer")?;
+            let status = Migrator::status(&db).await?;
+            db.close().await;
+            println!(
+                "\ndatabase: reachable ({}); schema version {} of {}; {} pending",
+                db.engine().as_str(),
+                status.applied,
+                status.known,
+                status.pending.len()
+            );
+            if status.is_newer_than_binary() {
+                bail!("the database schema is newer than this binary");
+            }
+            println!("configuration OK");
+        }
+    }
+    Ok(())
+}

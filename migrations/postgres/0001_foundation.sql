@@ -125,9 +125,9 @@ CREATE TABLE audit_log (
 
 CREATE TABLE login_throttle (
     key_hash TEXT PRIMARY KEY,
-    failures INTEGER NOT NULL,
+    failures BIGINT NOT NULL,
     window_started_at TIMESTAMPTZ NOT NULL,
-    blocked_until TEXT
+    blocked_until TIMESTAMPTZ
 );
 
 CREATE TABLE setup_tokens (

@@ -73,12 +73,9 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10));
-                if let Some(parent) =
-                    sqlite_path(&options.url).and_then(|p| p.parent().map(PathBuf::from))
-                {
-                    if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(&parent).map_err(sqlx::Error::Io)?;
-                    }
+                let parent = sqlite_path(&options.url).and_then(|p| p.parent().map(PathBuf::from));
+                if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(&parent).map_err(sqlx::Error::Io)?;
                 }
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections.max(1))

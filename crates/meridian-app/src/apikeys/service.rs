@@ -77,10 +77,10 @@ pub async fn create(
     let mut v = meridian_core::Validation::new();
     let name = v.check("name", required_text(&input.name, 1, 100));
     let role = v.check("role", parse_role(&input.role));
-    if let Some(at) = input.expires_at {
-        if at <= meridian_db::now() {
-            v.add("expires_at", "must be in the future");
-        }
+    if let Some(at) = input.expires_at
+        && at <= meridian_db::now()
+    {
+        v.add("expires_at", "must be in the future");
     }
     v.finish().map_err(AppError::Validation)?;
     let (Some(name), Some(role)) = (name, role) else {

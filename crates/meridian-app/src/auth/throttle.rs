@@ -69,10 +69,10 @@ pub async fn check(db: &Db, email: &str, ip: &str) -> AppResult<()> {
                 sql("SELECT blocked_until FROM login_throttle WHERE key_hash = $1").bind(key),
             )
             .await?;
-        if let Some((Some(until),)) = row {
-            if until > now {
-                wait = wait.max(until - now);
-            }
+        if let Some((Some(until),)) = row
+            && until > now
+        {
+            wait = wait.max(until - now);
         }
     }
     tx.commit().await?;

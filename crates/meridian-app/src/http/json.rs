@@ -74,28 +74,6 @@ fn missing_field(message: &str) -> Option<&str> {
         .and_then(|rest| rest.split('`').next())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Body {
-        name: String,
-        count: u32,
-    }
-
-    #[test]
-    fn names_the_bad_field() {
-        let err = parse_json::<Body>(br#"{"name": "a", "count": "x"}"#).expect_err("bad");
-        assert_eq!(err.field_errors()[0].field, "count");
-        let err = parse_json::<Body>(br#"{"name": "a"}"#).expect_err("missing");
-        assert_eq!(err.field_errors()[0].field, "count");
-        let err = parse_json::<Body>(b"{nope").expect_err("syntax");
-        assert!(matches!(err, AppError::BadRequest(_)));
-    }
-}
-
 /// Query-string parameters whose parse failures are problem+json (422 naming the parameter).
 pub struct Query<T>(pub T);
 
@@ -124,4 +102,26 @@ where
 
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u32,
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let err = parse_json::<Body>(br#"{"name": "a", "count": "x"}"#).expect_err("bad");
+        assert_eq!(err.field_errors()[0].field, "count");
+        let err = parse_json::<Body>(br#"{"name": "a"}"#).expect_err("missing");
+        assert_eq!(err.field_errors()[0].field, "count");
+        let err = parse_json::<Body>(b"{nope").expect_err("syntax");
+        assert!(matches!(err, AppError::BadRequest(_)));
+    }
 }

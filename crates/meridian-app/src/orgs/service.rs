@@ -191,10 +191,10 @@ pub async fn update_org(state: &AppState, ctx: &Ctx, update: OrgUpdate) -> AppRe
     let domains = update.allowed_email_domains.as_ref().map(|list| {
         let mut out: Vec<String> = Vec::new();
         for (i, d) in list.iter().enumerate() {
-            if let Some(d) = v.check(&format!("allowed_email_domains[{i}]"), normalize_domain(d)) {
-                if !out.contains(&d) {
-                    out.push(d);
-                }
+            if let Some(d) = v.check(&format!("allowed_email_domains[{i}]"), normalize_domain(d))
+                && !out.contains(&d)
+            {
+                out.push(d);
             }
         }
         out

@@ -1,0 +1,8 @@
+//! Integration tests: the real app over HTTP, every test on SQLite and on PostgreSQL.
+
+mod auth;
+mod conventions;
+mod keys;
+mod members;
+mod tenancy;
+mod web;

@@ -1,0 +1,332 @@
+//! Tenant isolation: the cross-tenant matrix, row-level security in the PostgreSQL catalog and in
+//! practice, and what a database dump contains.
+
+use meridian_tests::{Admin, Engine, PASSWORD, TestApp, Tokens, both_engines, spawn_app};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+both_engines!(cross_tenant_matrix, dumps_hold_no_plaintext_secrets);
+
+struct OrgFixture {
+    owner: Tokens,
+    member: Tokens,
+    invite_id: String,
+    key_id: String,
+}
+
+async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
+    let owner = app.create_org(name, &format!("owner@{domain}")).await;
+    let member = app
+        .add_member(&owner, &format!("member@{domain}"), "member")
+        .await;
+    let invite = app
+        .post(
+            "/api/v1/invites",
+            &owner.access,
+            json!({"email": format!("pending@{domain}"), "role": "viewer"}),
+        )
+        .await;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            &owner.access,
+            json!({"name": format!("{name} key"), "role": "viewer"}),
+        )
+        .await;
+    OrgFixture {
+        owner,
+        member,
+        invite_id: invite.body["id"].as_str().expect("invite id").to_owned(),
+        key_id: key.body["id"].as_str().expect("key id").to_owned(),
+    }
+}
+
+/// One row per resource endpoint and method that takes an id. Later endpoints join by adding a row.
+fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
+        (
+            "PATCH",
+            format!("/api/v1/members/{}", b.member.user_id),
+            Some(json!({"role": "admin"})),
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/members/{}", b.member.user_id),
+            Some(json!({"disabled": true})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/members/{}", b.member.user_id),
+            None,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/members/{}", b.owner.user_id),
+            None,
+        ),
+        ("DELETE", format!("/api/v1/invites/{}", b.invite_id), None),
+        ("DELETE", format!("/api/v1/api-keys/{}", b.key_id), None),
+    ]
+}
+
+/// Lists must show none of the other organization's rows.
+const LISTS: &[&str] = &[
+    "/api/v1/members",
+    "/api/v1/invites",
+    "/api/v1/api-keys",
+    "/api/v1/audit-log",
+];
+
+async fn cross_tenant_matrix(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let a = org_fixture(&app, "Acme Growth", "acme.test").await;
+    let b = org_fixture(&app, "Bright Leads", "bright.test").await;
+
+    for (method, path, body) in id_matrix(&b) {
+        let reply = app.call(method, &path, Some(&a.owner.access), body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path} by another org's owner: {}",
+            reply.body
+        );
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+    }
+    let b_ids = [
+        &b.member.user_id,
+        &b.owner.user_id,
+        &b.invite_id,
+        &b.key_id,
+        &b.owner.org_id,
+    ];
+    for list in LISTS {
+        let reply = app.get(list, &a.owner.access).await;
+        assert_eq!(reply.status, StatusCode::OK, "{list}");
+        let text = reply.body.to_string();
+        for id in b_ids {
+            assert!(!text.contains(id.as_str()), "{list} leaks {id}");
+        }
+        assert!(!text.contains("bright.test"), "{list} leaks org B's people");
+    }
+    let org = app.get("/api/v1/org", &a.owner.access).await;
+    assert_eq!(
+        org.body["id"],
+        a.owner.org_id.as_str(),
+        "the organization comes from the credentials"
+    );
+
+    // B's resources are intact after A's attempts.
+    let b_members = app.get("/api/v1/members", &b.owner.access).await;
+    assert_eq!(b_members.body["items"].as_array().expect("items").len(), 2);
+    let b_keys = app.get("/api/v1/api-keys", &b.owner.access).await;
+    assert!(b_keys.body["items"][0]["revoked_at"].is_null());
+    let b_invites = app.get("/api/v1/invites", &b.owner.access).await;
+    assert_eq!(b_invites.body["items"].as_array().expect("items").len(), 1);
+    assert_eq!(
+        app.get("/api/v1/auth/me", &b.member.access).await.status,
+        StatusCode::OK
+    );
+
+    // A's token, refreshed, still lands in A; and A's invite token cannot join B.
+    let login_b_as_a = app
+        .call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": a.owner.email, "password": PASSWORD, "org_id": b.owner.org_id})),
+        )
+        .await;
+    assert_eq!(login_b_as_a.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn dumps_hold_no_plaintext_secrets(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
+    let key = app
+        .post(
+            "/api/v1/api-keys",
+            &owner.access,
+            json!({"name": "Zapier", "role": "viewer"}),
+        )
+        .await;
+    let secret = key.body["secret"].as_str().expect("secret").to_owned();
+    let invite = app
+        .post(
+            "/api/v1/invites",
+            &owner.access,
+            json!({"email": "sam@acme.test", "role": "viewer"}),
+        )
+        .await;
+    let invite_token = meridian_tests::invite_token(&invite.body);
+    // A browser session, whose cookie value is the session secret.
+    let browser = meridian_tests::browser();
+    let login = browser
+        .post(app.url("/login"))
+        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    let session_secret = cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("value");
+    assert!(session_secret.len() >= 40);
+
+    let dump = app.dump_text().await;
+    for (what, value) in [
+        ("password", PASSWORD),
+        ("access token", owner.access.as_str()),
+        ("refresh token", owner.refresh.as_str()),
+        ("API key secret", secret.as_str()),
+        ("invite token", invite_token.as_str()),
+        ("session id", session_secret.as_str()),
+    ] {
+        assert!(
+            !dump.contains(value),
+            "the dump contains a plaintext {what}"
+        );
+    }
+    assert!(
+        dump.contains("ada@acme.test"),
+        "the dump check reads real data"
+    );
+    assert!(
+        dump.contains("$argon2id$"),
+        "passwords are stored as argon2id hashes"
+    );
+}
+
+const TENANT_TABLES_SQL: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_attribute a ON a.attrelid = c.oid \
+     WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attname = 'org_id' AND NOT a.attisdropped";
+
+/// Every table with an org_id has row-level security ENABLED and FORCED with a policy, and the
+/// app role can neither bypass it nor owns anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_catalog_enforces_row_level_security() {
+    let app = spawn_app(Engine::Postgres).await;
+    let Admin::Postgres(admin) = &app.admin else {
+        panic!("postgres admin")
+    };
+    let tables: Vec<(String,)> = sqlx::query_as(TENANT_TABLES_SQL)
+        .fetch_all(admin)
+        .await
+        .expect("tables");
+    assert!(tables.len() >= 7, "found tenant tables: {tables:?}");
+    for (table,) in &tables {
+        let (enabled, forced): (bool, bool) =
+            sqlx::query_as("SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1 AND relkind = 'r'")
+                .bind(table)
+                .fetch_one(admin)
+                .await
+                .expect("flags");
+        assert!(enabled, "{table}: row-level security is not enabled");
+        assert!(forced, "{table}: row-level security is not forced");
+        let (policies,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM pg_policies WHERE tablename = $1")
+                .bind(table)
+                .fetch_one(admin)
+                .await
+                .expect("policies");
+        assert!(policies > 0, "{table}: no policy");
+        let (mentions_org,): (bool,) = sqlx::query_as(
+            "SELECT bool_and(qual LIKE '%app.org_id%' AND with_check LIKE '%app.org_id%') FROM pg_policies WHERE tablename = $1",
+        )
+        .bind(table)
+        .fetch_one(admin)
+        .await
+        .expect("qual");
+        assert!(mentions_org, "{table}: a policy does not check the tenant");
+    }
+    let (superuser, bypass): (bool, bool) =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1")
+            .bind(meridian_tests::pg::APP_ROLE)
+            .fetch_one(admin)
+            .await
+            .expect("role");
+    assert!(
+        !superuser && !bypass,
+        "the app role could bypass row-level security"
+    );
+    let (owned,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND pg_get_userbyid(c.relowner) = $1",
+    )
+    .bind(meridian_tests::pg::APP_ROLE)
+    .fetch_one(admin)
+    .await
+    .expect("ownership");
+    assert_eq!(owned, 0, "the app role owns tables");
+    let (current,): (String,) = sqlx::query_as("SELECT current_user::text")
+        .fetch_one(match &app.db {
+            meridian_db::Db::Postgres(pool) => pool,
+            meridian_db::Db::Sqlite(_) => panic!("postgres"),
+        })
+        .await
+        .expect("current user");
+    assert_eq!(
+        current,
+        meridian_tests::pg::APP_ROLE,
+        "the app connects as the unprivileged role"
+    );
+}
+
+/// Row-level security holds even for a query that forgets its org_id predicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rls_hides_other_tenants_without_predicates() {
+    let app = spawn_app(Engine::Postgres).await;
+    let a = app.create_org("Acme Growth", "ada@acme.test").await;
+    let b = app.create_org("Bright Leads", "bo@bright.test").await;
+    app.add_member(&b, "sam@bright.test", "member").await;
+    let tenant = meridian_db::Tenant::for_verified_credentials(&a.org_id, None);
+    let mut tx = app.db.tenant_read(&tenant).await.expect("tx");
+    for table in [
+        "memberships",
+        "sessions",
+        "access_tokens",
+        "refresh_tokens",
+        "audit_log",
+        "invites",
+        "api_keys",
+    ] {
+        let (foreign,): (i64,) = tx
+            .fetch_one(
+                meridian_db::sql(format!("SELECT COUNT(*) FROM {table} WHERE org_id <> $1"))
+                    .bind(&a.org_id),
+            )
+            .await
+            .expect("count");
+        assert_eq!(foreign, 0, "{table} shows another tenant's rows");
+    }
+    let (visible,): (i64,) = tx
+        .fetch_one(meridian_db::sql("SELECT COUNT(*) FROM memberships"))
+        .await
+        .expect("count");
+    assert_eq!(visible, 1);
+    tx.commit().await.expect("commit");
+    // Without a tenant, tenant rows are invisible.
+    let mut tx = app.db.global_read().await.expect("tx");
+    let (none,): (i64,) = tx
+        .fetch_one(meridian_db::sql("SELECT COUNT(*) FROM audit_log"))
+        .await
+        .expect("count");
+    assert_eq!(none, 0);
+    tx.commit().await.expect("commit");
+    // Writing a row for another tenant is refused by the policy's WITH CHECK.
+    let mut tx = app.db.tenant(&tenant).await.expect("tx");
+    let refused = tx
+        .execute(
+            meridian_db::sql("INSERT INTO audit_log (org_id, id, actor_label, action, target_type, created_at) VALUES ($1, $2, 'x', 'x', 'x', $3)")
+                .bind(&b.org_id)
+                .bind(meridian_db::new_id())
+                .bind(meridian_db::now()),
+        )
+        .await;
+    assert!(refused.is_err(), "inserting into another tenant must fail");
+}

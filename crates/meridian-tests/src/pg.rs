@@ -35,10 +35,31 @@ fn bindir() -> anyhow::Result<PathBuf> {
     if let Ok(dir) = std::env::var("MERIDIAN_PG_BINDIR") {
         return Ok(PathBuf::from(dir));
     }
-    let out = Command::new("pg_config").arg("--bindir").output().context(
-        "pg_config not found: install PostgreSQL (Debian: postgresql) to run the PostgreSQL tests",
-    )?;
-    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    // Debian keeps server binaries per major version; take the newest.
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.retain(|bin| bin.join("initdb").exists());
+    versions.sort_by_key(|bin| {
+        bin.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions.pop().context(
+        "PostgreSQL server binaries not found (no initdb): install PostgreSQL (Debian: apt-get install postgresql) \
+         or set MERIDIAN_PG_BINDIR",
+    )
 }
 
 fn run_as_postgres(root: bool, program: &Path, args: &[&str]) -> anyhow::Result<()> {

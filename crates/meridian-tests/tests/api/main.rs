@@ -6,3 +6,4 @@ mod keys;
 mod members;
 mod tenancy;
 mod web;
+mod worker;

@@ -1,0 +1,103 @@
+//! The worker's housekeeping and the demo seed, on both engines.
+
+use meridian_tests::{Engine, PASSWORD, both_engines, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+
+both_engines!(
+    housekeeping_purges_only_dead_credentials,
+    demo_seed_creates_every_role_and_is_repeatable
+);
+
+async fn housekeeping_purges_only_dead_credentials(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let a = app.create_org("Acme Growth", "ada@acme.test").await;
+    let b = app.create_org("Bright Leads", "bo@bright.test").await;
+    let stale = app.login("ada@acme.test", PASSWORD).await;
+    app.admin_exec(&format!(
+        "UPDATE access_tokens SET expires_at = {past} WHERE user_id = '{}'",
+        stale.user_id,
+        past = crate::auth::past(engine)
+    ))
+    .await;
+    app.admin_exec(&format!(
+        "UPDATE refresh_tokens SET expires_at = {past} WHERE org_id = '{}'",
+        b.org_id,
+        past = crate::auth::past(engine)
+    ))
+    .await;
+    // A throttling row from long ago.
+    app.call(
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"email": "ada@acme.test", "password": "nope nope"})),
+    )
+    .await;
+    app.admin_exec(&format!(
+        "UPDATE login_throttle SET window_started_at = {}",
+        crate::auth::past(engine)
+    ))
+    .await;
+
+    let purged = meridian_app::housekeeping::purge_once(&app.db, &app.state.config)
+        .await
+        .expect("purge");
+    // Ada's two expired access tokens (two sign-ins), B's refresh token, and the two throttling
+    // counters (account+address, address) of the failed attempt.
+    assert_eq!(purged, 5, "purged rows");
+    assert_eq!(
+        app.get("/api/v1/auth/me", &a.access).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let refreshed = app
+        .call(
+            "POST",
+            "/api/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": a.refresh})),
+        )
+        .await;
+    assert_eq!(
+        refreshed.status,
+        StatusCode::OK,
+        "A's live refresh token survives"
+    );
+    assert_eq!(
+        app.get("/api/v1/auth/me", &b.access).await.status,
+        StatusCode::OK,
+        "B's live access token survives"
+    );
+    let again = meridian_app::housekeeping::purge_once(&app.db, &app.state.config)
+        .await
+        .expect("purge");
+    assert_eq!(again, 0);
+}
+
+async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let first = meridian_app::demo::seed_demo(&app.db, &app.state.hasher)
+        .await
+        .expect("seed");
+    assert_eq!(first.len(), 5);
+    let roles: Vec<&str> = first.iter().map(|c| c.role.as_str()).collect();
+    assert_eq!(roles, vec!["owner", "admin", "manager", "member", "viewer"]);
+    let second = meridian_app::demo::seed_demo(&app.db, &app.state.hasher)
+        .await
+        .expect("seed again");
+    assert_ne!(
+        first[0].password, second[0].password,
+        "re-seeding issues fresh passwords"
+    );
+    let owner = app.login(second[0].email, &second[0].password).await;
+    let members = app.get("/api/v1/members", &owner.access).await;
+    assert_eq!(
+        members.body["items"].as_array().expect("items").len(),
+        5,
+        "no duplicates after re-seeding"
+    );
+    let viewer = app.login(second[4].email, &second[4].password).await;
+    let me = app.get("/api/v1/auth/me", &viewer.access).await;
+    assert_eq!(me.body["role"], "viewer");
+    assert_eq!(me.body["org"]["name"], "Northwind Growth Partners");
+}

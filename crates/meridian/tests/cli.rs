@@ -1,0 +1,252 @@
+//! The `meridian` binary itself: start-up checks, CLI commands, graceful shutdown (SQLite; the
+//! PostgreSQL paths of the same code are covered by the integration tests).
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn meridian(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MERIDIAN_DATABASE_URL")
+        .env_remove("MERIDIAN_CONFIG")
+        .env("MERIDIAN_DATA_DIR", dir.join("data"))
+        .env("MERIDIAN_LOG", "warn");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run meridian")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn cli_creates_organizations_invites_and_checks_config() {
+    let dir = tempfile::tempdir().expect("dir");
+    let migrated = meridian(dir.path(), &["migrate"], &[]);
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    assert!(text(&migrated).contains("Applied 1 migration"));
+    let again = meridian(dir.path(), &["migrate"], &[]);
+    assert!(text(&again).contains("up to date"));
+
+    let created = meridian(
+        dir.path(),
+        &[
+            "org",
+            "create",
+            "--name",
+            "Acme Growth",
+            "--owner-email",
+            "ada@acme.test",
+            "--owner-name",
+            "Ada Lovelace",
+        ],
+        &[],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let out = text(&created);
+    assert!(out.contains("Owner's password: "), "{out}");
+    let org_id = out
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("org id in output")
+        .to_owned();
+
+    let weak = meridian(
+        dir.path(),
+        &[
+            "org",
+            "create",
+            "--name",
+            "Other",
+            "--owner-email",
+            "bo@other.test",
+            "--owner-name",
+            "Bo",
+            "--owner-password",
+            "password",
+        ],
+        &[],
+    );
+    assert!(!weak.status.success());
+    assert!(text(&weak).contains("password"), "{}", text(&weak));
+
+    let invited = meridian(
+        dir.path(),
+        &[
+            "user",
+            "invite",
+            "--org",
+            &org_id,
+            "--email",
+            "sam@acme.test",
+            "--role",
+            "admin",
+        ],
+        &[],
+    );
+    assert!(invited.status.success(), "{}", text(&invited));
+    assert!(text(&invited).contains("/invite?token=mrd_inv_"));
+    let unknown = meridian(
+        dir.path(),
+        &["user", "invite", "--org", "nope", "--email", "x@acme.test"],
+        &[],
+    );
+    assert!(!unknown.status.success());
+
+    let check = meridian(
+        dir.path(),
+        &["config", "check"],
+        &[("MERIDIAN_SIGNUP", "open")],
+    );
+    assert!(check.status.success(), "{}", text(&check));
+    let out = text(&check);
+    assert!(
+        out.contains("MERIDIAN_SIGNUP") && out.contains("open") && out.contains("(environment)"),
+        "{out}"
+    );
+    assert!(out.contains("configuration OK"));
+    let bad = meridian(
+        dir.path(),
+        &["config", "check"],
+        &[("MERIDIAN_LISTEN", "not an address")],
+    );
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("MERIDIAN_LISTEN"));
+
+    let seeded = meridian(dir.path(), &["seed", "--demo"], &[]);
+    assert!(seeded.status.success(), "{}", text(&seeded));
+    assert!(text(&seeded).contains("alex.morgan@northwind.example"));
+}
+
+#[test]
+fn serve_refuses_unsafe_schemas() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Production never migrates on start.
+    let pending = meridian(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("MERIDIAN_ENV", "production")],
+    );
+    assert!(!pending.status.success());
+    assert!(
+        text(&pending).contains("meridian migrate"),
+        "{}",
+        text(&pending)
+    );
+    assert!(meridian(dir.path(), &["migrate"], &[]).status.success());
+    // A schema written by a newer binary.
+    let db = dir.path().join("data").join("meridian.db");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let url = format!("sqlite://{}", db.display());
+        let db = meridian_db::Db::connect(&meridian_db::ConnectOptions { url, max_connections: 1 })
+            .await
+            .expect("open");
+        let mut tx = db.global().await.expect("tx");
+        tx.execute(meridian_db::sql(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (9999, 'future', 'x', 'now')",
+        ))
+        .await
+        .expect("insert");
+        tx.commit().await.expect("commit");
+        db.close().await;
+    });
+    let newer = meridian(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]);
+    assert!(!newer.status.success());
+    assert!(
+        text(&newer).contains("newer than this binary"),
+        "{}",
+        text(&newer)
+    );
+}
+
+#[test]
+fn serve_prints_the_setup_link_and_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["serve", "--listen", &listen])
+        .current_dir(dir.path())
+        .env("MERIDIAN_DATA_DIR", dir.path().join("data"))
+        .env("MERIDIAN_LOG", "info")
+        .env_remove("MERIDIAN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&listen).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(up, "the server did not start");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let output = child.wait_with_output().expect("wait");
+    let out = text(&output);
+    assert!(output.status.success(), "graceful exit: {out}");
+    assert!(
+        out.contains(&format!("http://{listen}/setup?token=mrd_setup_")),
+        "{out}"
+    );
+    assert!(out.contains("worker stopped"), "{out}");
+    assert!(
+        dir.path().join("data").join("meridian.db").exists(),
+        "SQLite created under the data dir"
+    );
+}
+
+#[test]
+fn worker_runs_alone_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("dir");
+    assert!(meridian(dir.path(), &["migrate"], &[]).status.success());
+    let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .arg("worker")
+        .current_dir(dir.path())
+        .env("MERIDIAN_DATA_DIR", dir.path().join("data"))
+        .env("MERIDIAN_LOG", "info")
+        .env_remove("MERIDIAN_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let output = child.wait_with_output().expect("wait");
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("worker started") && out.contains("worker stopped"),
+        "{out}"
+    );
+}

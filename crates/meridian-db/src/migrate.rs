@@ -3,9 +3,9 @@
 //! nodes starting at once) with an advisory lock.
 
 use sha2::{Digest, Sha256};
-use sqlx::AssertSqlSafe;
 
 use crate::pool::{Db, Engine};
+use crate::tx::sql;
 
 struct Migration {
     version: i64,
@@ -130,91 +130,53 @@ impl Migrator {
         })
     }
 
-    /// Applies pending migrations and returns the versions applied. On PostgreSQL, `db` must
-    /// connect as the role that owns the schema; `app_role`, when given, is granted data access
-    /// (and nothing else) to every table afterwards.
+    /// Applies pending migrations, all in one transaction, and returns the versions applied. On
+    /// PostgreSQL, `db` must connect as the role that owns the schema; `app_role`, when given, is
+    /// granted data access (and nothing else) to every table afterwards.
     #[tracing::instrument(skip_all)]
     pub async fn run(db: &Db, app_role: Option<&str>) -> Result<Vec<i64>, sqlx::Error> {
         let engine = db.engine();
-        let mut applied_now = Vec::new();
-        match db {
-            Db::Sqlite(pool) => {
-                sqlx::query(CREATE_TABLE).execute(pool).await?;
-                for m in MIGRATIONS {
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                    let done: Option<(i64,)> =
-                        sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-                            .bind(m.version)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if done.is_some() {
-                        continue;
-                    }
-                    sqlx::raw_sql(AssertSqlSafe(m.sqlite))
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
-                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(Self::checksum(engine, m))
-                    .bind(crate::now().to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    tracing::info!(version = m.version, name = m.name, "applied migration");
-                    applied_now.push(m.version);
-                }
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                // One runner at a time across every node; released at commit.
-                sqlx::query("SELECT pg_advisory_xact_lock(727274)")
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(CREATE_TABLE).execute(&mut *tx).await?;
-                for m in MIGRATIONS {
-                    let done: Option<(i64,)> =
-                        sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
-                            .bind(m.version)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if done.is_some() {
-                        continue;
-                    }
-                    sqlx::raw_sql(AssertSqlSafe(m.postgres))
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
-                        "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(Self::checksum(engine, m))
-                    .bind(crate::now().to_string())
-                    .execute(&mut *tx)
-                    .await?;
-                    tracing::info!(version = m.version, name = m.name, "applied migration");
-                    applied_now.push(m.version);
-                }
-                if let Some(role) = app_role {
-                    let role = quote_ident(role);
-                    let grants = format!(
-                        "GRANT USAGE ON SCHEMA public TO {role};
-                         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
-                         REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role};
-                         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
-                    );
-                    sqlx::raw_sql(AssertSqlSafe(grants))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            }
+        let mut tx = db.begin_write().await?;
+        if engine == Engine::Postgres {
+            // One runner at a time across every node; released at commit.
+            tx.execute(sql("SELECT pg_advisory_xact_lock(727274)"))
+                .await?;
         }
+        tx.execute_script(CREATE_TABLE).await?;
+        let mut applied_now = Vec::new();
+        for m in MIGRATIONS {
+            let done = tx
+                .fetch_count(
+                    sql("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
+                        .bind(m.version),
+                )
+                .await?;
+            if done > 0 {
+                continue;
+            }
+            tx.execute_script(Self::text(engine, m)).await?;
+            tx.execute(
+                sql("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(Self::checksum(engine, m))
+                    .bind(crate::now().to_string()),
+            )
+            .await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            applied_now.push(m.version);
+        }
+        if let (Engine::Postgres, Some(role)) = (engine, app_role) {
+            let role = quote_ident(role);
+            tx.execute_script(&format!(
+                "GRANT USAGE ON SCHEMA public TO {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+                 REVOKE INSERT, UPDATE, DELETE ON schema_migrations FROM {role};
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .await?;
+        }
+        tx.commit().await?;
         Ok(applied_now)
     }
 }

@@ -173,6 +173,11 @@ impl Db {
         Ok(GlobalTx(tx))
     }
 
+    /// A write transaction with no tenant: for migrations, which run as the schema owner.
+    pub(crate) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        self.begin(Access::Write).await
+    }
+
     async fn begin(&self, access: Access) -> Result<Tx, sqlx::Error> {
         match (self, access) {
             // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then

@@ -110,62 +110,66 @@ impl Sql {
 type SqliteArgs = sqlx::sqlite::SqliteArguments;
 type PgArgs = sqlx::postgres::PgArguments;
 
+/// Binds every argument of `q` to a sqlx query; `$time` adapts times to the engine.
+macro_rules! bind_all {
+    ($query:expr, $args:expr, $time:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+                Arg::Bool(v) => query.bind(v),
+                Arg::Time(v) => query.bind($time(v)),
+            };
+        }
+        query
+    }};
+}
+
+fn sqlite_times(v: Option<OffsetDateTime>) -> Option<String> {
+    v.map(sqlite_time)
+}
+
+fn pg_times(v: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    v
+}
+
 fn sqlite_query_as<O>(q: Sql) -> sqlx::query::QueryAs<'static, Sqlite, O, SqliteArgs>
 where
     O: for<'r> FromRow<'r, SqliteRow>,
 {
-    let mut query = sqlx::query_as::<Sqlite, O>(AssertSqlSafe(q.text));
-    for arg in q.args {
-        query = match arg {
-            Arg::Text(v) => query.bind(v),
-            Arg::Int(v) => query.bind(v),
-            Arg::Bool(v) => query.bind(v),
-            Arg::Time(v) => query.bind(v.map(sqlite_time)),
-        };
-    }
-    query
+    bind_all!(
+        sqlx::query_as::<Sqlite, O>(AssertSqlSafe(q.text)),
+        q.args,
+        sqlite_times
+    )
 }
 
 fn pg_query_as<O>(q: Sql) -> sqlx::query::QueryAs<'static, Postgres, O, PgArgs>
 where
     O: for<'r> FromRow<'r, PgRow>,
 {
-    let mut query = sqlx::query_as::<Postgres, O>(AssertSqlSafe(q.text));
-    for arg in q.args {
-        query = match arg {
-            Arg::Text(v) => query.bind(v),
-            Arg::Int(v) => query.bind(v),
-            Arg::Bool(v) => query.bind(v),
-            Arg::Time(v) => query.bind(v),
-        };
-    }
-    query
+    bind_all!(
+        sqlx::query_as::<Postgres, O>(AssertSqlSafe(q.text)),
+        q.args,
+        pg_times
+    )
 }
 
 fn sqlite_query(q: Sql) -> sqlx::query::Query<'static, Sqlite, SqliteArgs> {
-    let mut query = sqlx::query::<Sqlite>(AssertSqlSafe(q.text));
-    for arg in q.args {
-        query = match arg {
-            Arg::Text(v) => query.bind(v),
-            Arg::Int(v) => query.bind(v),
-            Arg::Bool(v) => query.bind(v),
-            Arg::Time(v) => query.bind(v.map(sqlite_time)),
-        };
-    }
-    query
+    bind_all!(
+        sqlx::query::<Sqlite>(AssertSqlSafe(q.text)),
+        q.args,
+        sqlite_times
+    )
 }
 
 fn pg_query(q: Sql) -> sqlx::query::Query<'static, Postgres, PgArgs> {
-    let mut query = sqlx::query::<Postgres>(AssertSqlSafe(q.text));
-    for arg in q.args {
-        query = match arg {
-            Arg::Text(v) => query.bind(v),
-            Arg::Int(v) => query.bind(v),
-            Arg::Bool(v) => query.bind(v),
-            Arg::Time(v) => query.bind(v),
-        };
-    }
-    query
+    bind_all!(
+        sqlx::query::<Postgres>(AssertSqlSafe(q.text)),
+        q.args,
+        pg_times
+    )
 }
 
 /// A row type that decodes from both engines. `#[derive(sqlx::FromRow)]` structs whose fields are
@@ -218,6 +222,15 @@ impl Tx {
     pub async fn fetch_count(&mut self, q: Sql) -> Result<i64, sqlx::Error> {
         let (n,): (i64,) = self.fetch_one(q).await?;
         Ok(n)
+    }
+
+    /// Runs several statements without arguments (a migration file).
+    pub async fn execute_script(&mut self, script: &str) -> Result<(), sqlx::Error> {
+        let script = AssertSqlSafe(script.to_owned());
+        match self {
+            Tx::Sqlite(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(|_| ()),
+            Tx::Postgres(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(|_| ()),
+        }
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {

@@ -108,6 +108,15 @@ async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
     .with_context(|| format!("connecting to {}", redact_url(url)))
 }
 
+/// On PostgreSQL with separate owner and app connections, the app's role (granted data access
+/// after migrations).
+fn app_role(owner: &Db, settings: &Settings) -> Option<String> {
+    let separate = settings.migration_database_url != settings.database_url;
+    (owner.engine() == Engine::Postgres && separate)
+        .then(|| url_user(&settings.database_url))
+        .flatten()
+}
+
 /// Brings the schema up to date (or refuses to run against it) and returns the app's pool.
 async fn prepare_database(settings: &Settings, allow_migrate: bool) -> anyhow::Result<Db> {
     let owner = connect(&settings.migration_database_url, 2).await?;
@@ -134,10 +143,7 @@ async fn prepare_database(settings: &Settings, allow_migrate: bool) -> anyhow::R
                 status.pending.len()
             );
         }
-        let app_role = (owner.engine() == Engine::Postgres
-            && settings.migration_database_url != settings.database_url)
-            .then(|| url_user(&settings.database_url))
-            .flatten();
+        let app_role = app_role(&owner, settings);
         let applied = Migrator::run(&owner, app_role.as_deref())
             .await
             .context("applying migrations")?;
@@ -281,10 +287,7 @@ pub async fn migrate(config: Option<&str>) -> anyhow::Result<()> {
     let settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
     let owner = connect(&settings.migration_database_url, 2).await?;
-    let app_role = (owner.engine() == Engine::Postgres
-        && settings.migration_database_url != settings.database_url)
-        .then(|| url_user(&settings.database_url))
-        .flatten();
+    let app_role = app_role(&owner, &settings);
     let applied = Migrator::run(&owner, app_role.as_deref())
         .await
         .context("applying migrations")?;

@@ -178,7 +178,7 @@ fn serve_prints_the_setup_link_and_shuts_down_gracefully() {
         .expect("addr")
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meridian"))
+    let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
         .args(["serve", "--listen", &listen])
         .current_dir(dir.path())
         .env("MERIDIAN_DATA_DIR", dir.path().join("data"))

@@ -130,3 +130,18 @@ pub async fn touch(tx: &mut TenantTx, id: &str) -> sqlx::Result<()> {
     .await
     .map(|_| ())
 }
+
+/// Keys that still work (not revoked, not expired).
+#[tracing::instrument(skip_all)]
+pub async fn count_active(tx: &mut TenantTx) -> sqlx::Result<i64> {
+    let org_id = tx.org_id();
+    tx.fetch_count(
+        sql(
+            "SELECT COUNT(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(org_id)
+        .bind(meridian_db::now()),
+    )
+    .await
+}

@@ -11,7 +11,7 @@ use sha2::Sha256;
 use time::Duration;
 
 use super::cookies::{read_cookie, session_cookie_name};
-use super::store::{self, MembershipOrg, NewSession, UserRow};
+use super::store::{self, MembershipOrg, NewSession, TokenTable, UserRow};
 use super::throttle;
 use super::tokens::{
     self, ACCESS_TOKEN_PREFIX, API_KEY_PREFIX, REFRESH_TOKEN_PREFIX, hash_secret, new_secret,
@@ -186,22 +186,28 @@ impl Authenticated {
         Tenant::for_verified_credentials(&self.org.id, Some(self.user.id.clone()))
     }
 
-    pub fn from_membership(user: &UserRow, membership: &MembershipOrg) -> AppResult<Self> {
-        Ok(Self {
+    pub fn new(user: UserRow, org: OrgRef, role: Role) -> Self {
+        Self {
             user: UserRef {
-                id: user.id.clone(),
-                email: user.email.clone(),
-                name: user.name.clone(),
+                id: user.id,
+                email: user.email,
+                name: user.name,
             },
-            org: OrgRef {
-                id: membership.org_id.clone(),
-                name: membership.org_name.clone(),
-            },
-            role: membership
-                .role
-                .parse()
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("stored role: {e}")))?,
-        })
+            org,
+            role,
+        }
+    }
+
+    pub fn from_membership(user: UserRow, membership: MembershipOrg) -> AppResult<Self> {
+        let role = membership
+            .role
+            .parse()
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored role: {e}")))?;
+        let org = OrgRef {
+            id: membership.org_id,
+            name: membership.org_name,
+        };
+        Ok(Self::new(user, org, role))
     }
 }
 
@@ -263,7 +269,8 @@ pub async fn login(
             "This account is not an active member of any organization.",
         ))?,
     };
-    Authenticated::from_membership(&user, membership)
+    let membership = membership.clone();
+    Authenticated::from_membership(user, membership)
 }
 
 #[derive(Debug, Clone)]
@@ -282,22 +289,30 @@ async fn insert_token_pair(
     let now = meridian_db::now();
     let access_token = new_secret(ACCESS_TOKEN_PREFIX);
     let refresh_token = new_secret(REFRESH_TOKEN_PREFIX);
-    store::insert_access_token(
-        tx,
-        user_id,
-        family_id,
-        &hash_secret(&access_token),
-        now + std_to_time(state.config.access_token_lifetime),
-    )
-    .await?;
-    store::insert_refresh_token(
-        tx,
-        user_id,
-        family_id,
-        &hash_secret(&refresh_token),
-        now + std_to_time(state.config.refresh_token_lifetime),
-    )
-    .await?;
+    let lifetimes = [
+        (
+            TokenTable::Access,
+            &access_token,
+            state.config.access_token_lifetime,
+        ),
+        (
+            TokenTable::Refresh,
+            &refresh_token,
+            state.config.refresh_token_lifetime,
+        ),
+    ];
+    for (table, token, lifetime) in lifetimes {
+        let expires_at = now + std_to_time(lifetime);
+        store::insert_token(
+            tx,
+            table,
+            user_id,
+            family_id,
+            &hash_secret(token),
+            expires_at,
+        )
+        .await?;
+    }
     Ok(TokenPair {
         access_token,
         refresh_token,

@@ -242,33 +242,26 @@ pub async fn end_user_credentials_except(
     Ok(())
 }
 
-#[tracing::instrument(skip_all)]
-pub async fn insert_access_token(
-    tx: &mut TenantTx,
-    user_id: &str,
-    family_id: &str,
-    token_hash: &str,
-    expires_at: OffsetDateTime,
-) -> sqlx::Result<()> {
-    let org_id = tx.org_id();
-    tx.execute(
-        sql("INSERT INTO access_tokens (org_id, id, family_id, user_id, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
-        .bind(org_id)
-        .bind(meridian_db::new_id())
-        .bind(family_id)
-        .bind(user_id)
-        .bind(token_hash)
-        .bind(meridian_db::now())
-        .bind(expires_at),
-    )
-    .await
-    .map(|_| ())
+/// The two bearer-token tables, which share their shape.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenTable {
+    Access,
+    Refresh,
+}
+
+impl TokenTable {
+    fn name(self) -> &'static str {
+        match self {
+            TokenTable::Access => "access_tokens",
+            TokenTable::Refresh => "refresh_tokens",
+        }
+    }
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn insert_refresh_token(
+pub async fn insert_token(
     tx: &mut TenantTx,
+    table: TokenTable,
     user_id: &str,
     family_id: &str,
     token_hash: &str,
@@ -276,8 +269,11 @@ pub async fn insert_refresh_token(
 ) -> sqlx::Result<()> {
     let org_id = tx.org_id();
     tx.execute(
-        sql("INSERT INTO refresh_tokens (org_id, id, family_id, user_id, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sql(format!(
+            "INSERT INTO {} (org_id, id, family_id, user_id, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            table.name()
+        ))
         .bind(org_id)
         .bind(meridian_db::new_id())
         .bind(family_id)

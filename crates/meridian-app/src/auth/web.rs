@@ -156,7 +156,7 @@ pub async fn switch_org(
         .await?
         .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    let who = Authenticated::from_membership(&found, &membership)?;
+    let who = Authenticated::from_membership(found, membership)?;
     service::logout(&state, &web.ctx).await?;
     sign_in(&state, &who, &client, "/").await
 }

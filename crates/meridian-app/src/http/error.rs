@@ -20,6 +20,7 @@ pub enum AppError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// `limit` is 0 when the limit is not known where the error arises.
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("too many requests")]
@@ -76,6 +77,7 @@ impl AppError {
             }
             AppError::Unauthorized(m) => (*m).to_owned(),
             AppError::NotFound => "The resource does not exist or you cannot see it.".to_owned(),
+            AppError::PayloadTooLarge { limit: 0 } => "The request body is too large.".to_owned(),
             AppError::PayloadTooLarge { limit } => {
                 format!("The request body is larger than the {limit}-byte limit.")
             }

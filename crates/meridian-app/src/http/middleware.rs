@@ -64,11 +64,13 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
-/// Paths that start a new session rather than act on one; a stale cookie must not block them.
+/// Paths that start a new session rather than act on one (or, for the theme, only set a display
+/// preference); a stale cookie must not block them.
 const CSRF_EXEMPT: &[&str] = &[
     "/login",
     "/setup",
     "/invite",
+    "/theme",
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/auth/register",

@@ -17,7 +17,7 @@ use crate::auth::store as auth_store;
 use crate::auth::tokens::{INVITE_TOKEN_PREFIX, SETUP_TOKEN_PREFIX, hash_secret, new_secret};
 use crate::config::SignupPolicy;
 use crate::http::client::ClientInfo;
-use crate::http::ctx::{Ctx, OrgRef, UserRef};
+use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult};
 use crate::http::pagination::{Page, PageRequest};
 use crate::state::AppState;
@@ -86,10 +86,10 @@ pub async fn create_organization(
         .await?
         .is_some()
     {
-        return Err(AppError::Validation(vec![meridian_core::FieldError {
-            field: "email".to_owned(),
-            message: "already has an account; sign in instead".to_owned(),
-        }]));
+        return Err(AppError::field(
+            "email",
+            "already has an account; sign in instead",
+        ));
     }
     let org = store::insert_org(&mut tx, &valid.org_name).await?;
     let user = auth_store::insert_user(&mut tx, &valid.email, &valid.name, &password_hash).await?;
@@ -113,18 +113,7 @@ pub async fn create_organization(
     )
     .await?;
     tx.commit().await?;
-    Ok(Authenticated {
-        user: UserRef {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-        },
-        org: OrgRef {
-            id: org.id,
-            name: org.name,
-        },
-        role: Role::Owner,
-    })
+    Ok(Authenticated::new(user, org.into(), Role::Owner))
 }
 
 /// Open signup: anyone may create an organization when the server allows it.
@@ -598,16 +587,5 @@ pub async fn accept_invite(
     )
     .await?;
     tx.commit().await?;
-    Ok(Authenticated {
-        user: UserRef {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-        },
-        org: OrgRef {
-            id: org.id,
-            name: org.name,
-        },
-        role,
-    })
+    Ok(Authenticated::new(user, org.into(), role))
 }

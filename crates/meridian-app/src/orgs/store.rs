@@ -12,6 +12,15 @@ pub struct OrgRow {
     pub updated_at: OffsetDateTime,
 }
 
+impl From<OrgRow> for crate::http::ctx::OrgRef {
+    fn from(row: OrgRow) -> Self {
+        crate::http::ctx::OrgRef {
+            id: row.id,
+            name: row.name,
+        }
+    }
+}
+
 impl OrgRow {
     pub fn domains(&self) -> Vec<String> {
         self.allowed_email_domains
@@ -378,4 +387,26 @@ pub async fn all_org_ids(tx: &mut GlobalTx) -> sqlx::Result<Vec<String>> {
         .fetch_all(sql("SELECT id FROM organizations ORDER BY id"))
         .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn count_members(tx: &mut TenantTx) -> sqlx::Result<i64> {
+    let org_id = tx.org_id();
+    tx.fetch_count(sql("SELECT COUNT(*) FROM memberships WHERE org_id = $1").bind(org_id))
+        .await
+}
+
+/// Invitations that can still be accepted.
+#[tracing::instrument(skip_all)]
+pub async fn count_live_invites(tx: &mut TenantTx) -> sqlx::Result<i64> {
+    let org_id = tx.org_id();
+    tx.fetch_count(
+        sql(
+            "SELECT COUNT(*) FROM invites WHERE org_id = $1 AND accepted_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $2",
+        )
+        .bind(org_id)
+        .bind(meridian_db::now()),
+    )
+    .await
 }

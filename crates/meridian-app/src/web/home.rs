@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use meridian_core::Permission;
-use meridian_db::sql;
 use serde::Deserialize;
 
 use super::{Shell, WebCtx, WebResult, render};
+use crate::apikeys::store as key_store;
 use crate::http::ctx::Ctx;
 use crate::http::json::Query;
+use crate::orgs::store as org_store;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -43,23 +44,9 @@ pub async fn page(
         path: "/".to_owned(),
     };
     let mut tx = state.db.tenant_read(&web.ctx.tenant).await?;
-    let org_id = tx.org_id();
-    let members = tx
-        .fetch_count(sql("SELECT COUNT(*) FROM memberships WHERE org_id = $1").bind(&org_id))
-        .await?;
-    let pending_invites = tx
-        .fetch_count(
-            sql("SELECT COUNT(*) FROM invites WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > $2")
-                .bind(&org_id)
-                .bind(meridian_db::now()),
-        )
-        .await?;
-    let active_keys = tx
-        .fetch_count(
-            sql("SELECT COUNT(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
-                .bind(&org_id),
-        )
-        .await?;
+    let members = org_store::count_members(&mut tx).await?;
+    let pending_invites = org_store::count_live_invites(&mut tx).await?;
+    let active_keys = key_store::count_active(&mut tx).await?;
     tx.commit().await?;
     let mut shell = web.shell(&state, "Home", "home").await?;
     if q.notice.as_deref() == Some("welcome") {

@@ -18,7 +18,8 @@ use crate::http::json::Query;
 use crate::orgs::service::{self as orgs, NewOrganization};
 use crate::state::AppState;
 use crate::web::{
-    FormErrors, Shell, WebCtx, WebResult, redirect_with_cookie, render, safe_next, theme_from,
+    FormErrors, MaybeSession, Shell, WebCtx, WebResult, redirect_with_cookie, render, safe_next,
+    theme_from,
 };
 
 #[derive(Template)]
@@ -47,7 +48,7 @@ async fn needs_setup(state: &AppState) -> Result<bool, AppError> {
 pub async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ctx: Option<Ctx>,
+    MaybeSession(ctx): MaybeSession,
     Query(query): Query<LoginQuery>,
 ) -> WebResult {
     if ctx.is_some() {

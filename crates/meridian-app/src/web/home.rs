@@ -7,9 +7,8 @@ use axum::response::{IntoResponse, Redirect};
 use meridian_core::Permission;
 use serde::Deserialize;
 
-use super::{Shell, WebCtx, WebResult, render};
+use super::{MaybeSession, Shell, WebCtx, WebResult, render};
 use crate::apikeys::store as key_store;
-use crate::http::ctx::Ctx;
 use crate::http::json::Query;
 use crate::orgs::store as org_store;
 use crate::state::AppState;
@@ -32,7 +31,7 @@ pub struct HomeQuery {
 pub async fn page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ctx: Option<Ctx>,
+    MaybeSession(ctx): MaybeSession,
     Query(q): Query<HomeQuery>,
 ) -> WebResult {
     let Some(ctx) = ctx else {

@@ -202,6 +202,29 @@ impl FromRequestParts<AppState> for WebCtx {
     }
 }
 
+/// The signed-in browser session, if any. Unlike `Option<Ctx>`, an expired or unknown session
+/// cookie counts as signed out (pages like the login page must still render for it).
+pub struct MaybeSession(pub Option<Ctx>);
+
+impl FromRequestParts<AppState> for MaybeSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match <Ctx as OptionalFromRequestParts<AppState>>::from_request_parts(parts, state).await {
+            Ok(Some(ctx))
+                if matches!(ctx.credential, crate::http::ctx::Credential::Session { .. }) =>
+            {
+                Ok(MaybeSession(Some(ctx)))
+            }
+            Ok(_) | Err(AppError::Unauthorized(_)) => Ok(MaybeSession(None)),
+            Err(other) => Err(error_response(other)),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {

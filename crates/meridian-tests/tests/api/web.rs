@@ -213,6 +213,17 @@ async fn sessions_have_cookies_csrf_and_timeouts(engine: Engine) {
         .await
         .expect("me");
     assert_eq!(idle.status(), StatusCode::UNAUTHORIZED);
+    // Pages treat the dead session as signed out rather than failing.
+    let home = client.get(app.url("/")).send().await.expect("home");
+    assert_eq!(home.status(), StatusCode::SEE_OTHER);
+    assert_eq!(home.headers()["location"], "/login");
+    let login_page = client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(login_page.status(), StatusCode::OK);
+    assert!(login_page.text().await.expect("html").contains("Sign in"));
     // Absolute lifetime: even an active session ends.
     let client = browser();
     client

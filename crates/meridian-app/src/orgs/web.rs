@@ -34,6 +34,7 @@ struct OrgPage {
     domains: String,
     org_id: String,
     created: String,
+    created_exact: String,
     errors: FormErrors,
 }
 
@@ -70,7 +71,8 @@ pub async fn org_page(
         domains: org.domains().join(", "),
         name: org.name,
         org_id: org.id,
-        created: exact(org.created_at),
+        created: relative(org.created_at),
+        created_exact: exact(org.created_at),
         errors: FormErrors::default(),
     }))
 }
@@ -109,7 +111,8 @@ pub async fn org_submit(
                 name: form.name,
                 domains: form.allowed_email_domains,
                 org_id: org.id,
-                created: exact(org.created_at),
+                created: relative(org.created_at),
+                created_exact: exact(org.created_at),
                 errors,
             };
             Ok((status, render(&page)).into_response())
@@ -135,6 +138,7 @@ pub struct InviteView {
     pub id: String,
     pub email: String,
     pub role: String,
+    pub role_label: &'static str,
     pub expires: String,
     pub expires_exact: String,
     pub expired: bool,
@@ -176,6 +180,7 @@ fn invite_view(i: InviteRow) -> InviteView {
         expired: i.expires_at <= meridian_db::now(),
         expires: relative(i.expires_at),
         expires_exact: exact(i.expires_at),
+        role_label: i.role.parse::<Role>().map(Role::label).unwrap_or("Unknown"),
         id: i.id,
         email: i.email,
         role: i.role,

@@ -101,7 +101,17 @@ fn operation(path: &str, method: &str, op: &Value) -> Operation {
             map.iter()
                 .map(|(status, r)| ResponseDoc {
                     status: status.clone(),
-                    description: text(r, "description"),
+                    description: Some(text(r, "description"))
+                        .filter(|d| !d.is_empty())
+                        .or_else(|| {
+                            status
+                                .parse::<u16>()
+                                .ok()
+                                .and_then(|code| axum::http::StatusCode::from_u16(code).ok())
+                                .and_then(|code| code.canonical_reason())
+                                .map(str::to_owned)
+                        })
+                        .unwrap_or_default(),
                     schema: r
                         .get("content")
                         .and_then(Value::as_object)

@@ -156,6 +156,7 @@ struct MembersPage {
     invite_role: String,
     invite_link: Option<String>,
     errors: FormErrors,
+    alert: Option<String>,
 }
 
 fn member_view(web: &WebCtx, m: MemberRow) -> MemberView {
@@ -187,11 +188,28 @@ fn invite_view(i: InviteRow) -> InviteView {
     }
 }
 
-struct InviteState {
+/// What the members page shows besides the lists: the invite form's state and messages.
+struct PageState {
     email: String,
     role: String,
     link: Option<String>,
     errors: FormErrors,
+    /// A refused action on a member (e.g. demoting the last owner), shown above the lists.
+    alert: Option<String>,
+    status: axum::http::StatusCode,
+}
+
+impl PageState {
+    fn blank() -> Self {
+        PageState {
+            email: String::new(),
+            role: "member".to_owned(),
+            link: None,
+            errors: FormErrors::default(),
+            alert: None,
+            status: axum::http::StatusCode::OK,
+        }
+    }
 }
 
 async fn members_response(
@@ -199,7 +217,7 @@ async fn members_response(
     web: &WebCtx,
     cursor: Option<String>,
     notice: Option<String>,
-    invite: InviteState,
+    invite: PageState,
 ) -> WebResult {
     let page = PageQuery {
         limit: Some(50),
@@ -223,11 +241,7 @@ async fn members_response(
     };
     let mut shell = web.shell(state, "Members", "members").await?;
     shell.notice = notice;
-    let status = if invite.errors.any() {
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        axum::http::StatusCode::OK
-    };
+    let status = invite.status;
     let page = MembersPage {
         shell,
         next_cursor: members.next_cursor,
@@ -246,6 +260,7 @@ async fn members_response(
         invite_role: invite.role,
         invite_link: invite.link,
         errors: invite.errors,
+        alert: invite.alert,
     };
     Ok((status, render(&page)).into_response())
 }
@@ -261,12 +276,7 @@ pub async fn members_page(
     web: WebCtx,
     Query(q): Query<MembersQuery>,
 ) -> WebResult {
-    let invite = InviteState {
-        email: String::new(),
-        role: "member".to_owned(),
-        link: None,
-        errors: FormErrors::default(),
-    };
+    let invite = PageState::blank();
     members_response(
         &state,
         &web,
@@ -298,21 +308,20 @@ pub async fn invite_submit(
                 "Invitation created for {}. Share the link below; it is shown only once.",
                 invite.email
             ));
-            let state_after = InviteState {
-                email: String::new(),
-                role: "member".to_owned(),
+            let state_after = PageState {
                 link: Some(service::accept_url(&state, &token)),
-                errors: FormErrors::default(),
+                ..PageState::blank()
             };
             members_response(&state, &web, None, notice, state_after).await
         }
         Err(error) => {
-            let errors = FormErrors::from_error(error)?;
-            let state_after = InviteState {
+            let status = error.status();
+            let state_after = PageState {
                 email: form.email,
                 role: form.role,
-                link: None,
-                errors,
+                errors: FormErrors::from_error(error)?,
+                status,
+                ..PageState::blank()
             };
             members_response(&state, &web, None, None, state_after).await
         }
@@ -334,8 +343,21 @@ pub async fn role_submit(
         role: Some(form.role),
         disabled: None,
     };
-    service::update_member(&state, &web.ctx, &user_id, update).await?;
-    Ok(Redirect::to("/settings/members?notice=role_changed").into_response())
+    match service::update_member(&state, &web.ctx, &user_id, update).await {
+        Ok(_) => Ok(Redirect::to("/settings/members?notice=role_changed").into_response()),
+        Err(error) => {
+            let status = error.status();
+            let detail = error.detail();
+            // Unexpected errors (not found, internal) still get the error page.
+            FormErrors::from_error(error)?;
+            let page = PageState {
+                alert: Some(detail),
+                status,
+                ..PageState::blank()
+            };
+            members_response(&state, &web, None, None, page).await
+        }
+    }
 }
 
 #[derive(Template)]

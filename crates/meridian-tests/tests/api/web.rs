@@ -338,4 +338,30 @@ async fn pages_render_for_each_role(engine: Engine) {
             assert_eq!(page.status(), StatusCode::FORBIDDEN, "{email} {path}");
         }
     }
+
+    // A refused change is explained on the members page, and nothing changes.
+    let client = browser();
+    client
+        .post(app.url("/login"))
+        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    let page = client
+        .get(app.url("/settings/members"))
+        .send()
+        .await
+        .expect("page");
+    let csrf = csrf_from_html(&page.text().await.expect("html"));
+    let refused = client
+        .post(app.url(&format!("/settings/members/{}/role", owner.user_id)))
+        .form(&[("csrf_token", csrf.as_str()), ("role", "viewer")])
+        .send()
+        .await
+        .expect("role change");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let html = refused.text().await.expect("html");
+    assert!(html.contains("cannot change your own role") && html.contains("Invite a teammate"));
+    let me = app.get("/api/v1/auth/me", &owner.access).await;
+    assert_eq!(me.body["role"], "owner");
 }

@@ -31,10 +31,12 @@ pub fn client_info(parts: &Parts, trust_proxy_headers: bool) -> ClientInfo {
     }
 }
 
+/// The address the nearest proxy saw: the last entry of `X-Forwarded-For`. Earlier entries come
+/// from the client and could be forged to dodge per-address throttling.
 fn forwarded_for(headers: &HeaderMap) -> Option<String> {
     let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    first
+    let nearest = value.rsplit(',').next()?.trim();
+    nearest
         .parse::<std::net::IpAddr>()
         .ok()
         .map(|ip| ip.to_string())

@@ -14,6 +14,7 @@ use crate::audit::store::{self as audit, Entry};
 use crate::auth::password::PasswordHasher;
 use crate::auth::service::Authenticated;
 use crate::auth::store as auth_store;
+use crate::auth::throttle;
 use crate::auth::tokens::{INVITE_TOKEN_PREFIX, SETUP_TOKEN_PREFIX, hash_secret, new_secret};
 use crate::config::SignupPolicy;
 use crate::http::client::ClientInfo;
@@ -516,6 +517,12 @@ pub async fn preview_invite(state: &AppState, token: &str) -> AppResult<InvitePr
     })
 }
 
+/// Who accepts an invite: an account that already exists, or one to create.
+enum Joiner {
+    Existing(auth_store::UserRow),
+    New { name: String, password_hash: String },
+}
+
 pub struct AcceptInput {
     pub token: String,
     pub name: String,
@@ -530,32 +537,57 @@ pub async fn accept_invite(
     client: &ClientInfo,
 ) -> AppResult<Authenticated> {
     let token_hash = hash_secret(&input.token);
-    let mut tx = state.db.credential_lookup(&token_hash).await?;
+    // Check the invite and the password before any write transaction: hashing is slow, and a
+    // failed attempt is counted by the throttle in a transaction of its own.
+    let mut tx = state.db.credential_read(&token_hash).await?;
     let invite = live_invite(&mut tx, &input.token).await?;
     let existing = auth_store::find_user_by_email(&mut tx, &invite.email).await?;
-    let user = match existing {
+    tx.commit().await?;
+    let joiner = match existing {
         Some(user) => {
+            // Checking an existing account's password is a login attempt: same throttling.
+            let ip = client.ip.as_deref().unwrap_or("unknown");
+            throttle::check(&state.db, &user.email, ip).await?;
             let verified = state
                 .hasher
                 .verify(Some(&user.password_hash), &input.password)
                 .await?;
             if !verified.ok {
+                throttle::record_failure(&state.db, &user.email, ip).await?;
                 return Err(AppError::field(
                     "password",
                     "is not the password of your existing Meridian account",
                 ));
             }
-            user
+            Joiner::Existing(user)
         }
         None => {
             let mut v = Validation::new();
             let name = v.check("name", required_text(&input.name, 1, MAX_PERSON_NAME));
             v.check("password", check_new_password(&input.password));
             v.finish().map_err(AppError::Validation)?;
-            let name = name.unwrap_or_default();
-            let hash = state.hasher.hash(&input.password).await?;
-            auth_store::insert_user(&mut tx, &invite.email, &name, &hash).await?
+            Joiner::New {
+                name: name.unwrap_or_default(),
+                password_hash: state.hasher.hash(&input.password).await?,
+            }
         }
+    };
+    let mut tx = state.db.credential_lookup(&token_hash).await?;
+    // Still live: another request may have used the invite meanwhile.
+    let invite = live_invite(&mut tx, &input.token).await?;
+    let user = match joiner {
+        Joiner::Existing(user) => user,
+        Joiner::New {
+            name,
+            password_hash,
+        } => auth_store::insert_user(&mut tx, &invite.email, &name, &password_hash)
+            .await
+            .map_err(|e| match meridian_db::unique_violation(&e) {
+                Some(_) => AppError::Conflict(
+                    "This account was just created; sign in and accept again.".to_owned(),
+                ),
+                None => e.into(),
+            })?,
     };
     let tenant = Tenant::for_verified_credentials(&invite.org_id, Some(user.id.clone()));
     let mut tx = tx.into_tenant(&tenant).await?;

@@ -11,6 +11,7 @@ both_engines!(
     the_last_owner_is_protected,
     admin_actions_are_audited,
     organization_settings_are_validated,
+    existing_accounts_join_with_their_password,
 );
 
 async fn invites_are_created_listed_accepted_and_revoked(engine: Engine) {
@@ -556,4 +557,45 @@ async fn organization_settings_are_validated(engine: Engine) {
         unchanged.body["name"], "Acme Growth",
         "a refused update changes nothing"
     );
+}
+
+async fn existing_accounts_join_with_their_password(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let acme = app.create_org("Acme Growth", "ada@acme.test").await;
+    let bright = app.create_org("Bright Leads", "bo@bright.test").await;
+    let invite = app
+        .post(
+            "/api/v1/invites",
+            &bright.access,
+            json!({"email": "ada@acme.test", "role": "viewer"}),
+        )
+        .await;
+    let token = invite_token(&invite.body);
+    let attempt = |password: &'static str| {
+        let body = json!({"token": token, "name": "ignored", "password": password});
+        app.call("POST", "/api/v1/auth/accept-invite", None, Some(body))
+    };
+    for _ in 0..5 {
+        let wrong = attempt("not my password").await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(wrong.body["errors"][0]["field"], "password");
+    }
+    // Guessing an account's password through an invitation is throttled like a login.
+    assert_eq!(
+        attempt(PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    app.admin_exec("DELETE FROM login_throttle").await;
+    let joined = attempt(PASSWORD).await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    assert_eq!(
+        joined.body["user"]["id"],
+        acme.user_id.as_str(),
+        "the same account, now in two organizations"
+    );
+    assert_eq!(
+        joined.body["user"]["name"], "Owner of Acme Growth",
+        "an existing account keeps its name"
+    );
+    assert_eq!(joined.body["org"]["id"], bright.org_id.as_str());
 }

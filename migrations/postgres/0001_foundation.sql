@@ -49,6 +49,9 @@ CREATE TABLE sessions (
     org_id TEXT NOT NULL,
     id TEXT NOT NULL,
     user_id TEXT NOT NULL,
+    -- The member's role when the credential was issued. Any change to the membership ends
+    -- its credentials in the same transaction, so this is always the current role.
+    role TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     created_at TIMESTAMPTZ NOT NULL,
     last_seen_at TIMESTAMPTZ NOT NULL,
@@ -65,6 +68,9 @@ CREATE TABLE refresh_tokens (
     id TEXT NOT NULL,
     family_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
+    -- The member's role when the credential was issued. Any change to the membership ends
+    -- its credentials in the same transaction, so this is always the current role.
+    role TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     created_at TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL,
@@ -81,6 +87,9 @@ CREATE TABLE access_tokens (
     id TEXT NOT NULL,
     family_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
+    -- The member's role when the credential was issued. Any change to the membership ends
+    -- its credentials in the same transaction, so this is always the current role.
+    role TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
     created_at TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL,

@@ -49,6 +49,14 @@ impl AppConfig {
     }
 }
 
+/// Half the cores (at least one): a burst of logins then leaves the other half to everything
+/// else (measured in BENCHMARKS.md: with every core hashing, other requests' p99 more than doubles).
+pub fn default_password_hash_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).max(1))
+        .unwrap_or(1)
+}
+
 impl Default for AppConfig {
     fn default() -> Self {
         Self {
@@ -62,9 +70,7 @@ impl Default for AppConfig {
             max_body_bytes: 1024 * 1024,
             trust_proxy_headers: false,
             metrics_on_main_listener: true,
-            password_hash_concurrency: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            password_hash_concurrency: default_password_hash_concurrency(),
         }
     }
 }

@@ -9,6 +9,24 @@ use sqlx::sqlite::{
 
 use crate::tx::{GlobalTx, Tenant, TenantTx, Tx};
 
+/// The row-level security settings a PostgreSQL transaction starts with.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rls<'a> {
+    org_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    token_hash: Option<&'a str>,
+}
+
+/// A PostgreSQL string literal. The values are ids and hex hashes, but quote them properly anyway
+/// (standard_conforming_strings is on in every supported PostgreSQL).
+fn literal(value: Option<&str>) -> Result<String, sqlx::Error> {
+    let value = value.unwrap_or("");
+    if value.contains('\0') {
+        return Err(sqlx::Error::Protocol("a NUL byte in a tenant setting".into()));
+    }
+    Ok(format!("'{}'", value.replace('\'', "''")))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
     Read,
@@ -77,7 +95,10 @@ impl Db {
                 if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(&parent).map_err(sqlx::Error::Io)?;
                 }
+                // No ping before handing out a connection: a dead connection fails its query
+                // instead, and the ping costs a round trip on every request.
                 let pool = SqlitePoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(connect)
@@ -87,6 +108,7 @@ impl Db {
             Engine::Postgres => {
                 let connect = PgConnectOptions::from_str(&options.url)?;
                 let pool = PgPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(options.max_connections.max(1))
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(connect)
@@ -126,10 +148,12 @@ impl Db {
     }
 
     async fn tenant_with(&self, tenant: &Tenant, access: Access) -> Result<TenantTx, sqlx::Error> {
-        let mut tx = self.begin(access).await?;
-        tx.set_rls(Some(tenant.org_id()), tenant.user_id(), None)
-            .await?;
-        Ok(TenantTx::new(tx, tenant.clone()))
+        let rls = Rls {
+            org_id: Some(tenant.org_id()),
+            user_id: tenant.user_id(),
+            token_hash: None,
+        };
+        Ok(TenantTx::new(self.begin_scoped(access, rls).await?, tenant.clone()))
     }
 
     /// Opens a transaction that may read the credential row whose token hash is given (session,
@@ -148,9 +172,11 @@ impl Db {
         token_hash: &str,
         access: Access,
     ) -> Result<GlobalTx, sqlx::Error> {
-        let mut tx = self.begin(access).await?;
-        tx.set_rls(None, None, Some(token_hash)).await?;
-        Ok(GlobalTx(tx))
+        let rls = Rls {
+            token_hash: Some(token_hash),
+            ..Rls::default()
+        };
+        Ok(GlobalTx(self.begin_scoped(access, rls).await?))
     }
 
     /// Opens a transaction that sees one user's own rows across organizations (their memberships,
@@ -168,9 +194,11 @@ impl Db {
         user_id: &str,
         access: Access,
     ) -> Result<GlobalTx, sqlx::Error> {
-        let mut tx = self.begin(access).await?;
-        tx.set_rls(None, Some(user_id), None).await?;
-        Ok(GlobalTx(tx))
+        let rls = Rls {
+            user_id: Some(user_id),
+            ..Rls::default()
+        };
+        Ok(GlobalTx(self.begin_scoped(access, rls).await?))
     }
 
     /// A write transaction with no tenant: for migrations, which run as the schema owner.
@@ -179,19 +207,37 @@ impl Db {
     }
 
     async fn begin(&self, access: Access) -> Result<Tx, sqlx::Error> {
+        self.begin_scoped(access, Rls::default()).await
+    }
+
+    /// Starts a unit of work in as few round trips as the engine allows.
+    ///
+    /// SQLite: writes take `BEGIN IMMEDIATE` (a deferred transaction that upgrades to a write can
+    /// fail with SQLITE_BUSY, which busy_timeout does not retry); reads run on a plain pooled
+    /// connection in autocommit mode, each statement its own snapshot, because every extra
+    /// statement is a hop to the connection's worker thread. PostgreSQL: `BEGIN` (or `BEGIN READ
+    /// ONLY`) and the row-level security settings travel in one simple-query message.
+    async fn begin_scoped(&self, access: Access, rls: Rls<'_>) -> Result<Tx, sqlx::Error> {
         match (self, access) {
-            // IMMEDIATE takes the write lock up front: a deferred transaction that reads and then
-            // writes can fail with SQLITE_BUSY while another writer commits, which busy_timeout
-            // does not retry.
-            (Db::Sqlite(pool), Access::Write) => {
-                Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?))
-            }
-            (Db::Sqlite(pool), Access::Read) => {
-                Ok(Tx::Sqlite(pool.begin_with("BEGIN DEFERRED").await?))
-            }
-            (Db::Postgres(pool), Access::Write) => Ok(Tx::Postgres(pool.begin().await?)),
-            (Db::Postgres(pool), Access::Read) => {
-                Ok(Tx::Postgres(pool.begin_with("BEGIN READ ONLY").await?))
+            (Db::Sqlite(pool), Access::Write) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            (Db::Sqlite(pool), Access::Read) => Ok(Tx::SqliteAutocommit(pool.acquire().await?)),
+            (Db::Postgres(pool), access) => {
+                let begin = match access {
+                    Access::Write => "BEGIN",
+                    Access::Read => "BEGIN READ ONLY",
+                };
+                let statement = format!(
+                    "{begin}; SELECT set_config('app.org_id', {}, true), set_config('app.user_id', {}, true), \
+                     set_config('app.token_hash', {}, true)",
+                    literal(rls.org_id)?,
+                    literal(rls.user_id)?,
+                    literal(rls.token_hash)?
+                );
+                let tx = pool.begin_with(sqlx::AssertSqlSafe(statement)).await?;
+                Ok(match access {
+                    Access::Write => Tx::Postgres(tx),
+                    Access::Read => Tx::PostgresRead(tx),
+                })
             }
         }
     }

@@ -186,35 +186,54 @@ impl<T> Record for T where
 /// An open transaction on either engine. Dropping it without `commit` rolls back.
 pub enum Tx {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// SQLite reads: a pooled connection in autocommit mode (see `Db::begin_scoped`).
+    SqliteAutocommit(sqlx::pool::PoolConnection<Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
+    /// A `READ ONLY` PostgreSQL transaction. It ends by rollback, which sqlx queues without a
+    /// round trip and sends with the connection's next message; for a read-only transaction
+    /// rollback and commit are the same.
+    PostgresRead(sqlx::Transaction<'static, Postgres>),
+}
+
+enum Conn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
 }
 
 impl Tx {
-    pub async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
+    fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(tx) => Ok(sqlite_query(q).execute(&mut **tx).await?.rows_affected()),
-            Tx::Postgres(tx) => Ok(pg_query(q).execute(&mut **tx).await?.rows_affected()),
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
+            Tx::SqliteAutocommit(conn) => Conn::Sqlite(conn),
+            Tx::Postgres(tx) | Tx::PostgresRead(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    pub async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
+        match self.conn() {
+            Conn::Sqlite(c) => Ok(sqlite_query(q).execute(c).await?.rows_affected()),
+            Conn::Postgres(c) => Ok(pg_query(q).execute(c).await?.rows_affected()),
         }
     }
 
     pub async fn fetch_all<T: Record>(&mut self, q: Sql) -> Result<Vec<T>, sqlx::Error> {
-        match self {
-            Tx::Sqlite(tx) => sqlite_query_as::<T>(q).fetch_all(&mut **tx).await,
-            Tx::Postgres(tx) => pg_query_as::<T>(q).fetch_all(&mut **tx).await,
+        match self.conn() {
+            Conn::Sqlite(c) => sqlite_query_as::<T>(q).fetch_all(c).await,
+            Conn::Postgres(c) => pg_query_as::<T>(q).fetch_all(c).await,
         }
     }
 
     pub async fn fetch_optional<T: Record>(&mut self, q: Sql) -> Result<Option<T>, sqlx::Error> {
-        match self {
-            Tx::Sqlite(tx) => sqlite_query_as::<T>(q).fetch_optional(&mut **tx).await,
-            Tx::Postgres(tx) => pg_query_as::<T>(q).fetch_optional(&mut **tx).await,
+        match self.conn() {
+            Conn::Sqlite(c) => sqlite_query_as::<T>(q).fetch_optional(c).await,
+            Conn::Postgres(c) => pg_query_as::<T>(q).fetch_optional(c).await,
         }
     }
 
     pub async fn fetch_one<T: Record>(&mut self, q: Sql) -> Result<T, sqlx::Error> {
-        match self {
-            Tx::Sqlite(tx) => sqlite_query_as::<T>(q).fetch_one(&mut **tx).await,
-            Tx::Postgres(tx) => pg_query_as::<T>(q).fetch_one(&mut **tx).await,
+        match self.conn() {
+            Conn::Sqlite(c) => sqlite_query_as::<T>(q).fetch_one(c).await,
+            Conn::Postgres(c) => pg_query_as::<T>(q).fetch_one(c).await,
         }
     }
 
@@ -227,16 +246,22 @@ impl Tx {
     /// Runs several statements without arguments (a migration file).
     pub async fn execute_script(&mut self, script: &str) -> Result<(), sqlx::Error> {
         let script = AssertSqlSafe(script.to_owned());
-        match self {
-            Tx::Sqlite(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(|_| ()),
-            Tx::Postgres(tx) => sqlx::raw_sql(script).execute(&mut **tx).await.map(|_| ()),
+        match self.conn() {
+            Conn::Sqlite(c) => sqlx::raw_sql(script).execute(c).await.map(|_| ()),
+            Conn::Postgres(c) => sqlx::raw_sql(script).execute(c).await.map(|_| ()),
         }
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
+            // Autocommit: every statement is already committed; the connection returns to the pool.
+            Tx::SqliteAutocommit(_) => Ok(()),
             Tx::Postgres(tx) => tx.commit().await,
+            Tx::PostgresRead(tx) => {
+                drop(tx);
+                Ok(())
+            }
         }
     }
 
@@ -249,7 +274,7 @@ impl Tx {
         user_id: Option<&str>,
         token_hash: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(tx) = self {
+        if let Tx::Postgres(tx) | Tx::PostgresRead(tx) = self {
             sqlx::query(
                 "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
                  set_config('app.token_hash', $3, true)",

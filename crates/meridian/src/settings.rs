@@ -236,9 +236,7 @@ impl Settings {
         )?
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
         .unwrap_or(1024 * 1024);
-        let default_hashers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let default_hashers = meridian_app::config::default_password_hash_concurrency();
         let password_hash_concurrency = number(
             &mut l,
             "password_hash_concurrency",

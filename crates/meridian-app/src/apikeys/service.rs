@@ -25,14 +25,8 @@ pub async fn authenticate(state: &AppState, token: &str, client: ClientInfo) -> 
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
         return Err(invalid);
     }
-    let tenant = Tenant::for_verified_credentials(&key.org_id, None);
-    let mut tx = tx.into_tenant(&tenant).await?;
-    let (org_name,): (String,) = tx
-        .fetch_one(
-            meridian_db::sql("SELECT name FROM organizations WHERE id = $1").bind(&key.org_id),
-        )
-        .await?;
     tx.commit().await?;
+    let tenant = Tenant::for_verified_credentials(&key.org_id, None);
     if key
         .last_used_at
         .is_none_or(|at| at + LAST_USED_GRANULARITY <= now)
@@ -49,7 +43,7 @@ pub async fn authenticate(state: &AppState, token: &str, client: ClientInfo) -> 
         tenant,
         org: OrgRef {
             id: key.org_id,
-            name: org_name,
+            name: key.org_name,
         },
         user: None,
         role,

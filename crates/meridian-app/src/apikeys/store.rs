@@ -25,6 +25,7 @@ pub struct ApiKeyCredential {
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
     pub last_used_at: Option<OffsetDateTime>,
+    pub org_name: String,
 }
 
 const COLUMNS: &str =
@@ -110,8 +111,9 @@ pub async fn find_credential(
 ) -> sqlx::Result<Option<ApiKeyCredential>> {
     tx.fetch_optional(
         sql(
-            "SELECT org_id, id, name, role, expires_at, revoked_at, last_used_at FROM api_keys \
-             WHERE token_hash = $1",
+            "SELECT k.org_id, k.id, k.name, k.role, k.expires_at, k.revoked_at, k.last_used_at, \
+             o.name AS org_name FROM api_keys k JOIN organizations o ON o.id = k.org_id \
+             WHERE k.token_hash = $1",
         )
         .bind(token_hash),
     )

@@ -98,10 +98,7 @@ async fn member_ctx(
         .await?
         .filter(|p| !p.disabled)
         .ok_or(AppError::Unauthorized(BAD_CREDENTIALS))?;
-    let role: Role = principal
-        .role
-        .parse()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored role: {e}")))?;
+    let role = parse_role(&principal.role)?;
     Ok(Ctx {
         tenant: tx.tenant().clone(),
         org: OrgRef {
@@ -119,6 +116,36 @@ async fn member_ctx(
     })
 }
 
+fn parse_role(text: &str) -> AppResult<Role> {
+    text.parse()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored role: {e}")))
+}
+
+/// The context of a credential whose row (with its principal) was just read.
+fn credential_ctx(
+    org_id: String,
+    user_id: String,
+    principal: store::CredentialPrincipal,
+    credential: Credential,
+    client: ClientInfo,
+) -> AppResult<Ctx> {
+    Ok(Ctx {
+        tenant: Tenant::for_verified_credentials(&org_id, Some(user_id.clone())),
+        role: parse_role(&principal.role)?,
+        org: OrgRef {
+            id: org_id,
+            name: principal.org_name,
+        },
+        user: Some(UserRef {
+            id: user_id,
+            email: principal.email,
+            name: principal.name,
+        }),
+        credential,
+        client,
+    })
+}
+
 async fn authenticate_session(
     state: &AppState,
     secret: &str,
@@ -129,6 +156,7 @@ async fn authenticate_session(
     let session = store::find_session(&mut tx, &hash)
         .await?
         .ok_or(AppError::Unauthorized(BAD_CREDENTIALS))?;
+    tx.commit().await?;
     let now = meridian_db::now();
     let idle = std_to_time(state.config.session_idle_timeout);
     if session.absolute_expires_at <= now || session.last_seen_at + idle <= now {
@@ -136,16 +164,13 @@ async fn authenticate_session(
             "Your session has expired; sign in again.",
         ));
     }
-    let tenant = Tenant::for_verified_credentials(&session.org_id, Some(session.user_id.clone()));
-    let mut tx = tx.into_tenant(&tenant).await?;
     let credential = Credential::Session {
         id: session.id.clone(),
         csrf_token: csrf_token_for(&state.csrf_key, secret),
     };
-    let ctx = member_ctx(&mut tx, &session.user_id, credential, client).await?;
-    tx.commit().await?;
+    let ctx = credential_ctx(session.org_id, session.user_id, session.principal, credential, client)?;
     if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
-        let mut tx = state.db.tenant(&tenant).await?;
+        let mut tx = state.db.tenant(&ctx.tenant).await?;
         store::touch_session(&mut tx, &session.id).await?;
         tx.commit().await?;
     }
@@ -163,14 +188,11 @@ async fn authenticate_access_token(
         .await?
         .filter(|row| row.expires_at > meridian_db::now())
         .ok_or(AppError::Unauthorized(BAD_CREDENTIALS))?;
-    let tenant = Tenant::for_verified_credentials(&row.org_id, Some(row.user_id.clone()));
-    let mut tx = tx.into_tenant(&tenant).await?;
+    tx.commit().await?;
     let credential = Credential::AccessToken {
         family_id: row.family_id,
     };
-    let ctx = member_ctx(&mut tx, &row.user_id, credential, client).await?;
-    tx.commit().await?;
-    Ok(ctx)
+    credential_ctx(row.org_id, row.user_id, row.principal, credential, client)
 }
 
 /// Who signed in, and into which organization.
@@ -199,10 +221,7 @@ impl Authenticated {
     }
 
     pub fn from_membership(user: UserRow, membership: MembershipOrg) -> AppResult<Self> {
-        let role = membership
-            .role
-            .parse()
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("stored role: {e}")))?;
+        let role = parse_role(&membership.role)?;
         let org = OrgRef {
             id: membership.org_id,
             name: membership.org_name,
@@ -284,6 +303,7 @@ async fn insert_token_pair(
     state: &AppState,
     tx: &mut meridian_db::TenantTx,
     user_id: &str,
+    role: Role,
     family_id: &str,
 ) -> AppResult<TokenPair> {
     let now = meridian_db::now();
@@ -307,6 +327,7 @@ async fn insert_token_pair(
             tx,
             table,
             user_id,
+            role.as_str(),
             family_id,
             &hash_secret(token),
             expires_at,
@@ -323,7 +344,7 @@ async fn insert_token_pair(
 /// Starts a new token family (login, registration, accepted invite).
 pub async fn issue_tokens(state: &AppState, who: &Authenticated) -> AppResult<TokenPair> {
     let mut tx = state.db.tenant(&who.tenant()).await?;
-    let pair = insert_token_pair(state, &mut tx, &who.user.id, &meridian_db::new_id()).await?;
+    let pair = insert_token_pair(state, &mut tx, &who.user.id, who.role, &meridian_db::new_id()).await?;
     tx.commit().await?;
     Ok(pair)
 }
@@ -368,7 +389,7 @@ pub async fn refresh(
         ClientInfo::default(),
     )
     .await?;
-    let pair = insert_token_pair(state, &mut tx, &row.user_id, &row.family_id).await?;
+    let pair = insert_token_pair(state, &mut tx, &row.user_id, ctx.role, &row.family_id).await?;
     tx.commit().await?;
     let who = Authenticated {
         user: ctx.user.ok_or(AppError::Unauthorized(BAD_CREDENTIALS))?,
@@ -407,6 +428,7 @@ pub async fn start_session(
         &mut tx,
         NewSession {
             user_id: &who.user.id,
+            role: who.role.as_str(),
             token_hash: &hash_secret(&secret),
             absolute_expires_at: meridian_db::now()
                 + std_to_time(state.config.session_absolute_lifetime),

@@ -36,6 +36,19 @@ pub struct SessionRow {
     pub user_id: String,
     pub last_seen_at: OffsetDateTime,
     pub absolute_expires_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    pub principal: CredentialPrincipal,
+}
+
+/// Who a session or access token speaks for, read in the same statement as the credential: the
+/// credential carries the member's role (any membership change ends the member's credentials),
+/// so authenticating needs no read of the membership.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CredentialPrincipal {
+    pub role: String,
+    pub email: String,
+    pub name: String,
+    pub org_name: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,6 +57,8 @@ pub struct AccessTokenRow {
     pub family_id: String,
     pub user_id: String,
     pub expires_at: OffsetDateTime,
+    #[sqlx(flatten)]
+    pub principal: CredentialPrincipal,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -139,6 +154,7 @@ pub async fn principal(tx: &mut TenantTx, user_id: &str) -> sqlx::Result<Option<
 
 pub struct NewSession<'a> {
     pub user_id: &'a str,
+    pub role: &'a str,
     pub token_hash: &'a str,
     pub absolute_expires_at: OffsetDateTime,
     pub client_ip: Option<&'a str>,
@@ -151,11 +167,12 @@ pub async fn insert_session(tx: &mut TenantTx, s: NewSession<'_>) -> sqlx::Resul
     let now = meridian_db::now();
     let org_id = tx.org_id();
     tx.execute(
-        sql("INSERT INTO sessions (org_id, id, user_id, token_hash, created_at, last_seen_at, \
-             absolute_expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)")
+        sql("INSERT INTO sessions (org_id, id, user_id, role, token_hash, created_at, last_seen_at, \
+             absolute_expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9)")
         .bind(org_id)
         .bind(&id)
         .bind(s.user_id)
+        .bind(s.role)
         .bind(s.token_hash)
         .bind(now)
         .bind(s.absolute_expires_at)
@@ -171,8 +188,10 @@ pub async fn insert_session(tx: &mut TenantTx, s: NewSession<'_>) -> sqlx::Resul
 pub async fn find_session(tx: &mut GlobalTx, token_hash: &str) -> sqlx::Result<Option<SessionRow>> {
     tx.fetch_optional(
         sql(
-            "SELECT org_id, id, user_id, last_seen_at, absolute_expires_at FROM sessions \
-             WHERE token_hash = $1",
+            "SELECT s.org_id, s.id, s.user_id, s.last_seen_at, s.absolute_expires_at, s.role, \
+             u.email, u.name, o.name AS org_name FROM sessions s \
+             JOIN users u ON u.id = s.user_id JOIN organizations o ON o.id = s.org_id \
+             WHERE s.token_hash = $1",
         )
         .bind(token_hash),
     )
@@ -263,6 +282,7 @@ pub async fn insert_token(
     tx: &mut TenantTx,
     table: TokenTable,
     user_id: &str,
+    role: &str,
     family_id: &str,
     token_hash: &str,
     expires_at: OffsetDateTime,
@@ -270,14 +290,15 @@ pub async fn insert_token(
     let org_id = tx.org_id();
     tx.execute(
         sql(format!(
-            "INSERT INTO {} (org_id, id, family_id, user_id, token_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO {} (org_id, id, family_id, user_id, role, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             table.name()
         ))
         .bind(org_id)
         .bind(meridian_db::new_id())
         .bind(family_id)
         .bind(user_id)
+        .bind(role)
         .bind(token_hash)
         .bind(meridian_db::now())
         .bind(expires_at),
@@ -292,7 +313,12 @@ pub async fn find_access_token(
     token_hash: &str,
 ) -> sqlx::Result<Option<AccessTokenRow>> {
     tx.fetch_optional(
-        sql("SELECT org_id, family_id, user_id, expires_at FROM access_tokens WHERE token_hash = $1")
+        sql(
+            "SELECT t.org_id, t.family_id, t.user_id, t.expires_at, t.role, u.email, u.name, \
+             o.name AS org_name FROM access_tokens t \
+             JOIN users u ON u.id = t.user_id JOIN organizations o ON o.id = t.org_id \
+             WHERE t.token_hash = $1",
+        )
             .bind(token_hash),
     )
     .await

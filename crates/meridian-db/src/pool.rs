@@ -22,7 +22,9 @@ struct Rls<'a> {
 fn literal(value: Option<&str>) -> Result<String, sqlx::Error> {
     let value = value.unwrap_or("");
     if value.contains('\0') {
-        return Err(sqlx::Error::Protocol("a NUL byte in a tenant setting".into()));
+        return Err(sqlx::Error::Protocol(
+            "a NUL byte in a tenant setting".into(),
+        ));
     }
     Ok(format!("'{}'", value.replace('\'', "''")))
 }
@@ -153,7 +155,10 @@ impl Db {
             user_id: tenant.user_id(),
             token_hash: None,
         };
-        Ok(TenantTx::new(self.begin_scoped(access, rls).await?, tenant.clone()))
+        Ok(TenantTx::new(
+            self.begin_scoped(access, rls).await?,
+            tenant.clone(),
+        ))
     }
 
     /// Opens a transaction that may read the credential row whose token hash is given (session,
@@ -219,7 +224,9 @@ impl Db {
     /// ONLY`) and the row-level security settings travel in one simple-query message.
     async fn begin_scoped(&self, access: Access, rls: Rls<'_>) -> Result<Tx, sqlx::Error> {
         match (self, access) {
-            (Db::Sqlite(pool), Access::Write) => Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?)),
+            (Db::Sqlite(pool), Access::Write) => {
+                Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?))
+            }
             (Db::Sqlite(pool), Access::Read) => Ok(Tx::SqliteAutocommit(pool.acquire().await?)),
             (Db::Postgres(pool), access) => {
                 let begin = match access {

@@ -168,7 +168,13 @@ async fn authenticate_session(
         id: session.id.clone(),
         csrf_token: csrf_token_for(&state.csrf_key, secret),
     };
-    let ctx = credential_ctx(session.org_id, session.user_id, session.principal, credential, client)?;
+    let ctx = credential_ctx(
+        session.org_id,
+        session.user_id,
+        session.principal,
+        credential,
+        client,
+    )?;
     if session.last_seen_at + LAST_SEEN_GRANULARITY <= now {
         let mut tx = state.db.tenant(&ctx.tenant).await?;
         store::touch_session(&mut tx, &session.id).await?;
@@ -344,7 +350,14 @@ async fn insert_token_pair(
 /// Starts a new token family (login, registration, accepted invite).
 pub async fn issue_tokens(state: &AppState, who: &Authenticated) -> AppResult<TokenPair> {
     let mut tx = state.db.tenant(&who.tenant()).await?;
-    let pair = insert_token_pair(state, &mut tx, &who.user.id, who.role, &meridian_db::new_id()).await?;
+    let pair = insert_token_pair(
+        state,
+        &mut tx,
+        &who.user.id,
+        who.role,
+        &meridian_db::new_id(),
+    )
+    .await?;
     tx.commit().await?;
     Ok(pair)
 }

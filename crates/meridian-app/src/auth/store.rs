@@ -319,7 +319,7 @@ pub async fn find_access_token(
              JOIN users u ON u.id = t.user_id JOIN organizations o ON o.id = t.org_id \
              WHERE t.token_hash = $1",
         )
-            .bind(token_hash),
+        .bind(token_hash),
     )
     .await
 }

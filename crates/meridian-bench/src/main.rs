@@ -1,0 +1,179 @@
+//! Meridian load benchmarks.
+//!
+//! `cargo run --release -p meridian-bench -- api` starts the real app (the test harness's
+//! `spawn_app_with`) on SQLite and on a throwaway PostgreSQL cluster, drives authenticated
+//! requests over loopback with a fixed number in flight, and compares the app with the same SQL
+//! issued straight through the database layer (the "floor"). See BENCHMARKS.md.
+
+mod api;
+mod load;
+mod machine;
+mod report;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use meridian_db::Engine;
+
+#[derive(Parser)]
+#[command(about = "Meridian load benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The HTTP API against the raw-driver floor: GET /auth/me, GET /members, POST /auth/login
+    /// (and GET /health for the cost of HTTP alone).
+    Api(ApiArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineChoice {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Which database engine(s) to benchmark.
+    #[arg(long, value_enum, default_value = "both")]
+    engine: EngineChoice,
+    /// Requests in flight for the GET scenarios and their floors.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    concurrency: u32,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Unrecorded warm-up seconds before each scenario's measured window.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Members of the benchmark organization, the owner included.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    members: u32,
+    /// Logins in flight in the login scenarios.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    login_concurrency: u32,
+    /// The app's `password_hash_concurrency` (argon2 hashes running at once); default: the
+    /// app's own default, half the cores.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    hash_concurrency: Option<u32>,
+    /// Serve the benchmarked app from its own pool of this many connections instead of the
+    /// harness's (8), to see what the pool size does.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    db_pool: Option<u32>,
+    /// Whether the app's pool pings each connection it hands out (sqlx's `test_before_acquire`,
+    /// on in meridian-db). `false` serves the app from a pool of its own with the ping off.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    ping_on_acquire: bool,
+    /// Scenarios to run (comma-separated); `what-if` (batched SQL floors) is not in the default.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "health,me,members,login"
+    )]
+    scenarios: Vec<api::Scenario>,
+    /// Also print the tables in Markdown (for BENCHMARKS.md).
+    #[arg(long)]
+    markdown: bool,
+}
+
+fn seconds(value: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("--{what} must be a non-negative number of seconds"))
+}
+
+/// The command line as it was typed, in its `cargo run` form.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .map(|arg| {
+            if arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=.,/:".contains(c))
+            {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect();
+    format!(
+        "cargo run --release -p meridian-bench -- {}",
+        args.join(" ")
+    )
+}
+
+fn now_text() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+async fn api(args: ApiArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; run with --release for meaningful numbers");
+    }
+    let window = load::Window {
+        warmup: seconds(args.warmup, "warmup")?,
+        duration: seconds(args.duration, "duration")?,
+    };
+    if window.duration.is_zero() {
+        anyhow::bail!("--duration must be positive");
+    }
+    let settings = api::Settings {
+        concurrency: args.concurrency as usize,
+        login_concurrency: args.login_concurrency as usize,
+        window,
+        members: args.members as usize,
+        hash_concurrency: args
+            .hash_concurrency
+            .map(|n| n as usize)
+            .unwrap_or_else(meridian_app::config::default_password_hash_concurrency),
+        db_pool: args.db_pool,
+        ping_on_acquire: args.ping_on_acquire,
+        scenarios: args.scenarios,
+    };
+    let engines = match args.engine {
+        EngineChoice::Sqlite => vec![Engine::Sqlite],
+        EngineChoice::Postgres => vec![Engine::Postgres],
+        EngineChoice::Both => vec![Engine::Sqlite, Engine::Postgres],
+    };
+    let started = now_text();
+    let mut reports = Vec::new();
+    for engine in engines {
+        let report = api::run_engine(engine, &settings).await?;
+        println!("{}", report::text(&report, &settings));
+        reports.push(report);
+    }
+    print!("{}", report::summary(&reports));
+    if args.markdown {
+        for report in &reports {
+            print!("{}", report::markdown(report, &settings));
+        }
+    }
+    print!(
+        "{}",
+        report::environment(&machine::Machine::probe(), &started, &command_line())
+    );
+    println!(
+        "build: {}; tokio worker threads: {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Api(args) => api(args).await,
+    }
+}

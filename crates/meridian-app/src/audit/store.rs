@@ -46,6 +46,23 @@ pub async fn record(tx: &mut TenantTx, ctx: &Ctx, entry: Entry<'_>) -> sqlx::Res
     .await
 }
 
+/// How a person appears as an actor: `Name <email>`.
+pub fn person_label(name: &str, email: &str) -> String {
+    format!("{name} <{email}>")
+}
+
+/// Records an entry whose actor is a person acting outside a request context (creating an
+/// organization, accepting an invitation).
+pub async fn record_by_user(
+    tx: &mut TenantTx,
+    user: &crate::auth::store::UserRow,
+    client: &crate::http::client::ClientInfo,
+    entry: Entry<'_>,
+) -> sqlx::Result<()> {
+    let label = person_label(&user.name, &user.email);
+    record_as(tx, Some(&user.id), None, &label, client, entry).await
+}
+
 /// Records an entry for an actor that is not a request context (setup, CLI, invite acceptance).
 #[tracing::instrument(skip_all, fields(action = entry.action))]
 pub async fn record_as(

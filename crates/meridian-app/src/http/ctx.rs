@@ -82,7 +82,7 @@ impl Ctx {
     /// How the actor appears in the audit log.
     pub fn actor_label(&self) -> String {
         match (&self.user, &self.credential) {
-            (Some(user), _) => format!("{} <{}>", user.name, user.email),
+            (Some(user), _) => crate::audit::store::person_label(&user.name, &user.email),
             (None, Credential::ApiKey { name, .. }) => format!("API key \"{name}\""),
             (None, Credential::Operator { label }) => label.clone(),
             (None, _) => "unknown".to_owned(),

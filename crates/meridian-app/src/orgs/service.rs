@@ -97,11 +97,9 @@ pub async fn create_organization(
     let tenant = Tenant::for_verified_credentials(&org.id, Some(user.id.clone()));
     let mut tx = tx.into_tenant(&tenant).await?;
     store::insert_membership(&mut tx, &user.id, Role::Owner.as_str()).await?;
-    audit::record_as(
+    audit::record_by_user(
         &mut tx,
-        Some(&user.id),
-        None,
-        &format!("{} <{}>", user.name, user.email),
+        &user,
         client,
         Entry {
             action: "organization.created",
@@ -602,11 +600,9 @@ pub async fn accept_invite(
     let role = stored_role(&invite.role)?;
     store::insert_membership(&mut tx, &user.id, role.as_str()).await?;
     store::close_invite(&mut tx, &invite.id, true).await?;
-    audit::record_as(
+    audit::record_by_user(
         &mut tx,
-        Some(&user.id),
-        None,
-        &format!("{} <{}>", user.name, user.email),
+        &user,
         client,
         Entry {
             action: "member.joined",

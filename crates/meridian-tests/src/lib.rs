@@ -248,6 +248,21 @@ impl TestApp {
         self.call("POST", path, Some(token), Some(body)).await
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call("PATCH", path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call("DELETE", path, Some(token), None).await
+    }
+
+    /// Presents a refresh token.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        let body = json!({"refresh_token": refresh_token});
+        self.call("POST", "/api/v1/auth/refresh", None, Some(body))
+            .await
+    }
+
     /// Creates an organization with its owner through the service, then signs the owner in.
     pub async fn create_org(&self, org_name: &str, email: &str) -> Tokens {
         meridian_app::orgs::service::create_organization(

@@ -100,14 +100,7 @@ async fn wrong_passwords_and_unknown_accounts_are_refused_alike(engine: Engine) 
 async fn refresh_rotates_and_reuse_revokes_the_family(engine: Engine) {
     let app = spawn_app(engine).await;
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
-    let first = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": owner.refresh})),
-        )
-        .await;
+    let first = app.refresh(&owner.refresh).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     let rotated_access = first.body["access_token"]
         .as_str()
@@ -124,23 +117,9 @@ async fn refresh_rotates_and_reuse_revokes_the_family(engine: Engine) {
     );
 
     // The old refresh token is presented again: someone holds a copy. The whole family dies.
-    let replay = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": owner.refresh})),
-        )
-        .await;
+    let replay = app.refresh(&owner.refresh).await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED);
-    let after = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": rotated_refresh})),
-        )
-        .await;
+    let after = app.refresh(&rotated_refresh).await;
     assert_eq!(
         after.status,
         StatusCode::UNAUTHORIZED,
@@ -174,14 +153,7 @@ async fn logout_revokes_the_token_family(engine: Engine) {
         app.get("/api/v1/auth/me", &owner.access).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": owner.refresh})),
-        )
-        .await;
+    let refresh = app.refresh(&owner.refresh).await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -203,14 +175,7 @@ async fn expired_access_tokens_are_refused(engine: Engine) {
         StatusCode::UNAUTHORIZED
     );
     // The refresh token still works and yields a fresh access token.
-    let refreshed = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": owner.refresh})),
-        )
-        .await;
+    let refreshed = app.refresh(&owner.refresh).await;
     assert_eq!(refreshed.status, StatusCode::OK);
 }
 
@@ -297,14 +262,7 @@ async fn password_change_ends_other_sessions_and_tokens(engine: Engine) {
         app.get("/api/v1/auth/me", &first.access).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": first.refresh})),
-        )
-        .await;
+    let refresh = app.refresh(&first.refresh).await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
     let old = app
         .call(

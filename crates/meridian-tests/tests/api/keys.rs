@@ -49,12 +49,7 @@ async fn api_keys_are_shown_once_used_as_bearer_and_revoked(engine: Engine) {
 
     let id = created.body["id"].as_str().expect("id");
     let revoked = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/api-keys/{id}"),
-            Some(&owner.access),
-            None,
-        )
+        .delete(&format!("/api/v1/api-keys/{id}"), &owner.access)
         .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     assert_eq!(

@@ -99,12 +99,7 @@ async fn invites_are_created_listed_accepted_and_revoked(engine: Engine) {
         .await;
     let id = second.body["id"].as_str().expect("id");
     let revoked = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/invites/{id}"),
-            Some(&owner.access),
-            None,
-        )
+        .delete(&format!("/api/v1/invites/{id}"), &owner.access)
         .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT);
     let use_revoked = app
@@ -170,11 +165,10 @@ async fn one_pending_invite_per_email_and_domain_allowlist(engine: Engine) {
     assert_eq!(third.status, StatusCode::CREATED, "{}", third.body);
 
     let settings = app
-        .call(
-            "PATCH",
+        .patch(
             "/api/v1/org",
-            Some(&owner.access),
-            Some(json!({"allowed_email_domains": ["@Acme.test"]})),
+            &owner.access,
+            json!({"allowed_email_domains": ["@Acme.test"]}),
         )
         .await;
     assert_eq!(settings.status, StatusCode::OK);
@@ -239,20 +233,14 @@ async fn roles_decide_who_may_manage(engine: Engine) {
             StatusCode::FORBIDDEN
         );
         let rename = app
-            .call(
-                "PATCH",
-                "/api/v1/org",
-                Some(&who.access),
-                Some(json!({"name": "Mine"})),
-            )
+            .patch("/api/v1/org", &who.access, json!({"name": "Mine"}))
             .await;
         assert_eq!(rename.status, StatusCode::FORBIDDEN);
         let promote = app
-            .call(
-                "PATCH",
+            .patch(
                 &format!("/api/v1/members/{}", viewer.user_id),
-                Some(&who.access),
-                Some(json!({"role": "admin"})),
+                &who.access,
+                json!({"role": "admin"}),
             )
             .await;
         assert_eq!(promote.status, StatusCode::FORBIDDEN);
@@ -267,48 +255,39 @@ async fn roles_decide_who_may_manage(engine: Engine) {
         .await;
     assert_eq!(make_owner.status, StatusCode::UNPROCESSABLE_ENTITY);
     let promote_owner = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", member.user_id),
-            Some(&admin.access),
-            Some(json!({"role": "owner"})),
+            &admin.access,
+            json!({"role": "owner"}),
         )
         .await;
     assert_eq!(promote_owner.status, StatusCode::UNPROCESSABLE_ENTITY);
     let remove_owner = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/members/{}", owner.user_id),
-            Some(&admin.access),
-            None,
-        )
+        .delete(&format!("/api/v1/members/{}", owner.user_id), &admin.access)
         .await;
     assert_eq!(remove_owner.status, StatusCode::FORBIDDEN);
     let own_role = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", admin.user_id),
-            Some(&admin.access),
-            Some(json!({"role": "viewer"})),
+            &admin.access,
+            json!({"role": "viewer"}),
         )
         .await;
     assert_eq!(own_role.status, StatusCode::FORBIDDEN);
     let promote = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", member.user_id),
-            Some(&admin.access),
-            Some(json!({"role": "manager"})),
+            &admin.access,
+            json!({"role": "manager"}),
         )
         .await;
     assert_eq!(promote.status, StatusCode::OK);
     assert_eq!(promote.body["role"], "manager");
     let unknown = app
-        .call(
-            "PATCH",
+        .patch(
             "/api/v1/members/00000000-0000-0000-0000-000000000000",
-            Some(&admin.access),
-            Some(json!({"role": "viewer"})),
+            &admin.access,
+            json!({"role": "viewer"}),
         )
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
@@ -319,11 +298,10 @@ async fn role_changes_end_the_members_credentials(engine: Engine) {
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
     let member = app.add_member(&owner, "mem@acme.test", "member").await;
     let changed = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", member.user_id),
-            Some(&owner.access),
-            Some(json!({"role": "admin"})),
+            &owner.access,
+            json!({"role": "admin"}),
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK);
@@ -350,11 +328,10 @@ async fn removing_or_disabling_a_member_ends_access_at_once(engine: Engine) {
     );
 
     let disabled = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", member.user_id),
-            Some(&owner.access),
-            Some(json!({"disabled": true})),
+            &owner.access,
+            json!({"disabled": true}),
         )
         .await;
     assert_eq!(disabled.status, StatusCode::OK);
@@ -378,34 +355,17 @@ async fn removing_or_disabling_a_member_ends_access_at_once(engine: Engine) {
     );
 
     let removed = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/members/{}", other.user_id),
-            Some(&owner.access),
-            None,
-        )
+        .delete(&format!("/api/v1/members/{}", other.user_id), &owner.access)
         .await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get("/api/v1/auth/me", &other.access).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refresh = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": other.refresh})),
-        )
-        .await;
+    let refresh = app.refresh(&other.refresh).await;
     assert_eq!(refresh.status, StatusCode::UNAUTHORIZED);
     let gone = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/members/{}", other.user_id),
-            Some(&owner.access),
-            None,
-        )
+        .delete(&format!("/api/v1/members/{}", other.user_id), &owner.access)
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
@@ -416,23 +376,17 @@ async fn the_last_owner_is_protected(engine: Engine) {
     let second = app.add_member(&owner, "own2@acme.test", "owner").await;
     // Two owners: one may demote the other.
     let demote = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", second.user_id),
-            Some(&owner.access),
-            Some(json!({"role": "admin"})),
+            &owner.access,
+            json!({"role": "admin"}),
         )
         .await;
     assert_eq!(demote.status, StatusCode::OK);
     let second = app.login("own2@acme.test", PASSWORD).await;
     // Now `owner` is the last owner: the admin cannot touch them, and they cannot leave.
     let leave = app
-        .call(
-            "DELETE",
-            &format!("/api/v1/members/{}", owner.user_id),
-            Some(&owner.access),
-            None,
-        )
+        .delete(&format!("/api/v1/members/{}", owner.user_id), &owner.access)
         .await;
     assert_eq!(leave.status, StatusCode::CONFLICT);
     assert!(
@@ -442,11 +396,10 @@ async fn the_last_owner_is_protected(engine: Engine) {
             .contains("owner")
     );
     let by_admin = app
-        .call(
-            "PATCH",
+        .patch(
             &format!("/api/v1/members/{}", owner.user_id),
-            Some(&second.access),
-            Some(json!({"disabled": true})),
+            &second.access,
+            json!({"disabled": true}),
         )
         .await;
     assert_eq!(by_admin.status, StatusCode::FORBIDDEN);
@@ -456,11 +409,10 @@ async fn admin_actions_are_audited(engine: Engine) {
     let app = spawn_app(engine).await;
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
     let member = app.add_member(&owner, "mem@acme.test", "member").await;
-    app.call(
-        "PATCH",
+    app.patch(
         &format!("/api/v1/members/{}", member.user_id),
-        Some(&owner.access),
-        Some(json!({"role": "viewer"})),
+        &owner.access,
+        json!({"role": "viewer"}),
     )
     .await;
     let key = app
@@ -471,25 +423,17 @@ async fn admin_actions_are_audited(engine: Engine) {
         )
         .await;
     let key_id = key.body["id"].as_str().expect("id");
-    app.call(
-        "DELETE",
-        &format!("/api/v1/api-keys/{key_id}"),
-        Some(&owner.access),
-        None,
-    )
-    .await;
-    app.call(
-        "PATCH",
+    app.delete(&format!("/api/v1/api-keys/{key_id}"), &owner.access)
+        .await;
+    app.patch(
         "/api/v1/org",
-        Some(&owner.access),
-        Some(json!({"name": "Acme Growth Co"})),
+        &owner.access,
+        json!({"name": "Acme Growth Co"}),
     )
     .await;
-    app.call(
-        "DELETE",
+    app.delete(
         &format!("/api/v1/members/{}", member.user_id),
-        Some(&owner.access),
-        None,
+        &owner.access,
     )
     .await;
 
@@ -537,11 +481,10 @@ async fn organization_settings_are_validated(engine: Engine) {
     assert_eq!(org.body["name"], "Acme Growth");
     assert_eq!(org.body["allowed_email_domains"], json!([]));
     let bad = app
-        .call(
-            "PATCH",
+        .patch(
             "/api/v1/org",
-            Some(&owner.access),
-            Some(json!({"name": " ", "allowed_email_domains": ["ok.test", "not a domain"]})),
+            &owner.access,
+            json!({"name": " ", "allowed_email_domains": ["ok.test", "not a domain"]}),
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);

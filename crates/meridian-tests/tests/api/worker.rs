@@ -50,14 +50,7 @@ async fn housekeeping_purges_only_dead_credentials(engine: Engine) {
         app.get("/api/v1/auth/me", &a.access).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let refreshed = app
-        .call(
-            "POST",
-            "/api/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": a.refresh})),
-        )
-        .await;
+    let refreshed = app.refresh(&a.refresh).await;
     assert_eq!(
         refreshed.status,
         StatusCode::OK,

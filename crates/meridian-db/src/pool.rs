@@ -17,13 +17,14 @@ struct Rls<'a> {
     token_hash: Option<&'a str>,
 }
 
-/// A PostgreSQL string literal. The values are ids and hex hashes, but quote them properly anyway
-/// (standard_conforming_strings is on in every supported PostgreSQL).
+/// A PostgreSQL string literal for a tenant setting. The values are ids and hex hashes; anything
+/// else that could change how a literal is read (a NUL, a backslash under a server with
+/// standard_conforming_strings off) is refused rather than escaped.
 fn literal(value: Option<&str>) -> Result<String, sqlx::Error> {
     let value = value.unwrap_or("");
-    if value.contains('\0') {
+    if value.contains(['\0', '\\']) {
         return Err(sqlx::Error::Protocol(
-            "a NUL byte in a tenant setting".into(),
+            "a tenant setting may not contain a NUL byte or a backslash".into(),
         ));
     }
     Ok(format!("'{}'", value.replace('\'', "''")))
@@ -282,5 +283,19 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
         None
     } else {
         Some(PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_settings_are_quoted_literals() {
+        assert_eq!(literal(None).expect("empty"), "''");
+        assert_eq!(literal(Some("01a2-b3")).expect("id"), "'01a2-b3'");
+        assert_eq!(literal(Some("o'clock")).expect("quote"), "'o''clock'");
+        assert!(literal(Some("a\\b")).is_err());
+        assert!(literal(Some("a\0b")).is_err());
     }
 }

@@ -9,6 +9,7 @@ both_engines!(
     first_run_setup_creates_the_owner_once,
     sessions_have_cookies_csrf_and_timeouts,
     pages_render_for_each_role,
+    switching_organizations_starts_a_session_there,
 );
 
 async fn first_run_setup_creates_the_owner_once(engine: Engine) {
@@ -364,4 +365,74 @@ async fn pages_render_for_each_role(engine: Engine) {
     assert!(html.contains("cannot change your own role") && html.contains("Invite a teammate"));
     let me = app.get("/api/v1/auth/me", &owner.access).await;
     assert_eq!(me.body["role"], "owner");
+}
+
+async fn switching_organizations_starts_a_session_there(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let acme = app.create_org("Acme Growth", "ada@acme.test").await;
+    let bright = app.create_org("Bright Leads", "bo@bright.test").await;
+    app.add_member(&bright, "ada@acme.test", "viewer").await;
+    let stranger = app.create_org("Other Co", "zed@other.test").await;
+
+    let client = browser();
+    client
+        .post(app.url("/login"))
+        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    let home = client.get(app.url("/")).send().await.expect("home");
+    let html = home.text().await.expect("html");
+    assert!(
+        html.contains("Switch to") && html.contains("Bright Leads"),
+        "the switcher lists the other org"
+    );
+    let csrf = csrf_from_html(&html);
+    let switched = client
+        .post(app.url("/switch-org"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("org_id", bright.org_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("switch");
+    assert_eq!(switched.status(), StatusCode::SEE_OTHER);
+    let me: serde_json::Value = client
+        .get(app.url("/api/v1/auth/me"))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(me["org"]["id"], bright.org_id.as_str());
+    assert_eq!(me["role"], "viewer");
+
+    let page = client.get(app.url("/")).send().await.expect("home");
+    let csrf = csrf_from_html(&page.text().await.expect("html"));
+    let foreign = client
+        .post(app.url("/switch-org"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("org_id", stranger.org_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("switch");
+    assert_eq!(
+        foreign.status(),
+        StatusCode::NOT_FOUND,
+        "not a member there"
+    );
+    let back = client
+        .post(app.url("/switch-org"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("org_id", acme.org_id.as_str()),
+        ])
+        .send()
+        .await
+        .expect("switch back");
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
 }

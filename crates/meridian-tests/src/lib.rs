@@ -256,6 +256,21 @@ impl TestApp {
         self.call("DELETE", path, Some(token), None).await
     }
 
+    /// Signs `client` in through the web login form (its cookie store keeps the session).
+    pub async fn web_login(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        client
+            .post(self.url("/login"))
+            .form(&[("email", email), ("password", password)])
+            .send()
+            .await
+            .expect("login form")
+    }
+
     /// Presents a refresh token.
     pub async fn refresh(&self, refresh_token: &str) -> Reply {
         let body = json!({"refresh_token": refresh_token});

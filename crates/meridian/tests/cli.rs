@@ -1,10 +1,11 @@
 //! The `meridian` binary itself: start-up checks, CLI commands, graceful shutdown (SQLite; the
 //! PostgreSQL paths of the same code are covered by the integration tests).
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-fn meridian(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `meridian ARGS` in `dir`, with its data directory there and no inherited database settings.
+fn command(dir: &std::path::Path, args: &[&str], log: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_meridian"));
     command
         .args(args)
@@ -12,11 +13,36 @@ fn meridian(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Outpu
         .env_remove("MERIDIAN_DATABASE_URL")
         .env_remove("MERIDIAN_CONFIG")
         .env("MERIDIAN_DATA_DIR", dir.join("data"))
-        .env("MERIDIAN_LOG", "warn");
+        .env("MERIDIAN_LOG", log);
+    command
+}
+
+fn meridian(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = command(dir, args, "warn");
     for (key, value) in env {
         command.env(key, value);
     }
     command.output().expect("run meridian")
+}
+
+/// Starts a long-running command (serve, worker) with its output captured.
+fn spawn(dir: &std::path::Path, args: &[&str]) -> Child {
+    command(dir, args, "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// Sends SIGTERM and waits for the process to exit.
+fn terminate(child: Child) -> Output {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    child.wait_with_output().expect("wait")
 }
 
 fn text(output: &Output) -> String {
@@ -178,16 +204,7 @@ fn serve_prints_the_setup_link_and_shuts_down_gracefully() {
         .expect("addr")
         .port();
     let listen = format!("127.0.0.1:{port}");
-    let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .args(["serve", "--listen", &listen])
-        .current_dir(dir.path())
-        .env("MERIDIAN_DATA_DIR", dir.path().join("data"))
-        .env("MERIDIAN_LOG", "info")
-        .env_remove("MERIDIAN_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn(dir.path(), &["serve", "--listen", &listen]);
     let mut up = false;
     for _ in 0..100 {
         if std::net::TcpStream::connect(&listen).is_ok() {
@@ -197,15 +214,7 @@ fn serve_prints_the_setup_link_and_shuts_down_gracefully() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(up, "the server did not start");
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let output = child.wait_with_output().expect("wait");
+    let output = terminate(child);
     let out = text(&output);
     assert!(output.status.success(), "graceful exit: {out}");
     assert!(
@@ -223,26 +232,9 @@ fn serve_prints_the_setup_link_and_shuts_down_gracefully() {
 fn worker_runs_alone_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("dir");
     assert!(meridian(dir.path(), &["migrate"], &[]).status.success());
-    let child = Command::new(env!("CARGO_BIN_EXE_meridian"))
-        .arg("worker")
-        .current_dir(dir.path())
-        .env("MERIDIAN_DATA_DIR", dir.path().join("data"))
-        .env("MERIDIAN_LOG", "info")
-        .env_remove("MERIDIAN_DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn(dir.path(), &["worker"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let output = child.wait_with_output().expect("wait");
+    let output = terminate(child);
     let out = text(&output);
     assert!(output.status.success(), "{out}");
     assert!(

@@ -301,11 +301,12 @@ pub async fn update_member(
         },
     )
     .await?;
-    let updated = store::find_member(&mut tx, user_id)
-        .await?
-        .ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    Ok(updated)
+    Ok(MemberRow {
+        role: role.as_str().to_owned(),
+        disabled,
+        ..member
+    })
 }
 
 /// Removes a member (their sessions and tokens go with the membership).

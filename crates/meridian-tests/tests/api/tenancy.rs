@@ -160,12 +160,7 @@ async fn dumps_hold_no_plaintext_secrets(engine: Engine) {
     let invite_token = meridian_tests::invite_token(&invite.body);
     // A browser session, whose cookie value is the session secret.
     let browser = meridian_tests::browser();
-    let login = browser
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    let login = app.web_login(&browser, "ada@acme.test", PASSWORD).await;
     let cookie = login.headers()["set-cookie"]
         .to_str()
         .expect("cookie")

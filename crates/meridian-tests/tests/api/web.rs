@@ -106,12 +106,9 @@ async fn sessions_have_cookies_csrf_and_timeouts(engine: Engine) {
         unauthenticated.headers()["location"],
         "/login?next=%2Fsettings%2Fmembers"
     );
-    let wrong = client
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", "wrong password")])
-        .send()
-        .await
-        .expect("login");
+    let wrong = app
+        .web_login(&client, "ada@acme.test", "wrong password")
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(wrong.text().await.expect("html").contains("incorrect"));
     let first = client
@@ -130,12 +127,7 @@ async fn sessions_have_cookies_csrf_and_timeouts(engine: Engine) {
         .to_str()
         .expect("cookie")
         .to_owned();
-    let second = client
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    let second = app.web_login(&client, "ada@acme.test", PASSWORD).await;
     let second_cookie = second.headers()["set-cookie"]
         .to_str()
         .expect("cookie")
@@ -227,12 +219,7 @@ async fn sessions_have_cookies_csrf_and_timeouts(engine: Engine) {
     assert!(login_page.text().await.expect("html").contains("Sign in"));
     // Absolute lifetime: even an active session ends.
     let client = browser();
-    client
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    app.web_login(&client, "ada@acme.test", PASSWORD).await;
     assert_eq!(
         client
             .get(app.url("/api/v1/auth/me"))
@@ -259,12 +246,7 @@ async fn sessions_have_cookies_csrf_and_timeouts(engine: Engine) {
 
     // Logging out ends the session on the server, not just in the browser.
     let client = browser();
-    let login = client
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    let login = app.web_login(&client, "ada@acme.test", PASSWORD).await;
     let cookie = login.headers()["set-cookie"]
         .to_str()
         .expect("cookie")
@@ -319,12 +301,7 @@ async fn pages_render_for_each_role(engine: Engine) {
         ),
     ] {
         let client = browser();
-        client
-            .post(app.url("/login"))
-            .form(&[("email", email), ("password", PASSWORD)])
-            .send()
-            .await
-            .expect("login");
+        app.web_login(&client, email, PASSWORD).await;
         for path in allowed {
             let page = client.get(app.url(path)).send().await.expect("page");
             assert_eq!(page.status(), StatusCode::OK, "{email} {path}");
@@ -342,12 +319,7 @@ async fn pages_render_for_each_role(engine: Engine) {
 
     // A refused change is explained on the members page, and nothing changes.
     let client = browser();
-    client
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    app.web_login(&client, "ada@acme.test", PASSWORD).await;
     let page = client
         .get(app.url("/settings/members"))
         .send()
@@ -375,12 +347,7 @@ async fn switching_organizations_starts_a_session_there(engine: Engine) {
     let stranger = app.create_org("Other Co", "zed@other.test").await;
 
     let client = browser();
-    client
-        .post(app.url("/login"))
-        .form(&[("email", "ada@acme.test"), ("password", PASSWORD)])
-        .send()
-        .await
-        .expect("login");
+    app.web_login(&client, "ada@acme.test", PASSWORD).await;
     let home = client.get(app.url("/")).send().await.expect("home");
     let html = home.text().await.expect("html");
     assert!(

@@ -19,7 +19,7 @@ use crate::config::AppConfig;
 use crate::http::client::REQUEST_ID_HEADER;
 use crate::http::middleware;
 use crate::state::{AppState, Shared};
-use crate::{apikeys, audit, auth, ops, orgs, web};
+use crate::{apikeys, audit, auth, leads, ops, orgs, pipelines, web};
 
 /// Builds the shared state: loads (or creates) the instance secrets and warms the hasher.
 pub async fn build_state(db: Db, config: AppConfig) -> anyhow::Result<AppState> {
@@ -63,6 +63,8 @@ fn api_routes() -> Router<AppState> {
         )
         .route("/api-keys/{id}", delete(apikeys::api::revoke))
         .route("/audit-log", get(audit::api::list))
+        .merge(pipelines::api_routes())
+        .merge(leads::api_routes())
         .fallback(api_not_found)
 }
 

@@ -20,6 +20,12 @@ const PEOPLE: &[(&str, &str, Role)] = &[
         "diego.alvarez@northwind.example",
         Role::Manager,
     ),
+    (
+        "Maya Chen",
+        "maya.chen@northwind.example",
+        Role::CaseManager,
+    ),
+    ("Tom Becker", "tom.becker@northwind.example", Role::Intake),
     ("Hannah Lee", "hannah.lee@northwind.example", Role::Member),
     ("Sam Okafor", "sam.okafor@northwind.example", Role::Viewer),
 ];
@@ -66,6 +72,7 @@ pub async fn seed_demo(db: &Db, hasher: &PasswordHasher) -> anyhow::Result<Vec<D
                     name: owner_name.to_owned(),
                     email: owner_email.to_owned(),
                     password,
+                    template: "surrogacy".to_owned(),
                 },
                 None,
                 &Default::default(),

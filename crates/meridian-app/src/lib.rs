@@ -9,10 +9,14 @@ pub mod config;
 pub mod demo;
 pub mod housekeeping;
 pub mod http;
+pub mod leads;
+pub mod notes;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;
+pub mod pipelines;
 pub mod state;
+pub mod tasks;
 pub mod web;
 
 pub use app::{build_state, metrics_router, router, serve};

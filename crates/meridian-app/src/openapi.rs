@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{apikeys, audit, auth, ops, orgs};
+use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,16 @@ use crate::{apikeys, audit, auth, ops, orgs};
         orgs::api::create_invite, orgs::api::list_invites, orgs::api::revoke_invite,
         apikeys::api::create, apikeys::api::list, apikeys::api::revoke,
         audit::api::list,
+        pipelines::api::list, pipelines::api::create, pipelines::api::get, pipelines::api::update,
+        pipelines::api::delete, pipelines::api::metadata,
+        leads::api::list, leads::api::create, leads::api::get, leads::api::update, leads::api::delete,
+        leads::api::stage, leads::api::assign, leads::api::priority, leads::api::archive,
+        leads::api::restore, leads::api::move_pipeline, leads::api::accept, leads::api::deny,
+        leads::api::handoff_queue, leads::api::activity, leads::api::history, leads::api::bulk,
+        leads::api::merge, leads::api::stats,
+        notes::api::list, notes::api::create, notes::api::delete,
+        tasks::api::create, tasks::api::get, tasks::api::update, tasks::api::delete,
+        tasks::api::complete, tasks::api::uncomplete, tasks::api::list,
         ops::health, ops::ready,
     ),
     modifiers(&BearerAuth),
@@ -30,6 +40,10 @@ use crate::{apikeys, audit, auth, ops, orgs};
         (name = "members", description = "Members and invitations"),
         (name = "api-keys", description = "Keys for integrations"),
         (name = "audit", description = "Who changed what"),
+        (name = "pipelines", description = "Pipelines, stages, custom fields and every picklist"),
+        (name = "leads", description = "Leads, cases and intended parents: the records a team works"),
+        (name = "notes", description = "Rich-text notes on a lead"),
+        (name = "tasks", description = "Calls, emails, meetings and follow-ups"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

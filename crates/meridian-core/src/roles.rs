@@ -24,16 +24,34 @@ pub enum Permission {
     ApiKeysManage,
     /// Read the audit log.
     AuditRead,
+    /// See leads, notes, tasks and activity (within the stages the role may work on).
+    LeadsRead,
+    /// Create and change leads, notes and tasks; move leads between stages the role owns.
+    LeadsWrite,
+    /// See and work on leads in every stage, whichever role owns it.
+    LeadsAllStages,
+    /// Delete and merge leads, delete other people's notes, share saved views with the org.
+    LeadsManage,
+    /// Import leads from files and export lists.
+    LeadsTransfer,
+    /// Create and change pipelines, stages and custom fields.
+    PipelinesManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 6] = [
+    pub const ALL: [Permission; 12] = [
         Permission::OrgRead,
         Permission::OrgManage,
         Permission::MembersRead,
         Permission::MembersManage,
         Permission::ApiKeysManage,
         Permission::AuditRead,
+        Permission::LeadsRead,
+        Permission::LeadsWrite,
+        Permission::LeadsAllStages,
+        Permission::LeadsManage,
+        Permission::LeadsTransfer,
+        Permission::PipelinesManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +62,12 @@ impl Permission {
             Permission::MembersManage => "members.manage",
             Permission::ApiKeysManage => "api_keys.manage",
             Permission::AuditRead => "audit.read",
+            Permission::LeadsRead => "leads.read",
+            Permission::LeadsWrite => "leads.write",
+            Permission::LeadsAllStages => "leads.all_stages",
+            Permission::LeadsManage => "leads.manage",
+            Permission::LeadsTransfer => "leads.transfer",
+            Permission::PipelinesManage => "pipelines.manage",
         }
     }
 }
@@ -54,6 +78,8 @@ pub enum Role {
     Owner,
     Admin,
     Manager,
+    CaseManager,
+    Intake,
     Member,
     Viewer,
 }
@@ -76,8 +102,25 @@ const ADMIN_PERMISSIONS: &[Permission] = &[
     P::MembersManage,
     P::ApiKeysManage,
     P::AuditRead,
+    P::LeadsRead,
+    P::LeadsWrite,
+    P::LeadsAllStages,
+    P::LeadsManage,
+    P::LeadsTransfer,
+    P::PipelinesManage,
 ];
-const READ_PERMISSIONS: &[Permission] = &[P::OrgRead, P::MembersRead];
+const MANAGER_PERMISSIONS: &[Permission] = &[
+    P::OrgRead,
+    P::MembersRead,
+    P::LeadsRead,
+    P::LeadsWrite,
+    P::LeadsAllStages,
+    P::LeadsManage,
+    P::LeadsTransfer,
+];
+const WORKER_PERMISSIONS: &[Permission] =
+    &[P::OrgRead, P::MembersRead, P::LeadsRead, P::LeadsWrite];
+const READ_PERMISSIONS: &[Permission] = &[P::OrgRead, P::MembersRead, P::LeadsRead];
 
 /// The single source of truth for built-in roles.
 const ROLE_TABLE: &[RoleSpec] = &[
@@ -101,33 +144,51 @@ const ROLE_TABLE: &[RoleSpec] = &[
         role: Role::Manager,
         name: "manager",
         label: "Manager",
-        description: "Runs the team's work; sees every record.",
+        description: "Runs the team's work; sees every record in every stage, imports and exports.",
         rank: 60,
-        permissions: READ_PERMISSIONS,
+        permissions: MANAGER_PERMISSIONS,
+    },
+    RoleSpec {
+        role: Role::CaseManager,
+        name: "case_manager",
+        label: "Case manager",
+        description: "Works records in the stages owned by case managers (after handoff) and unowned stages.",
+        rank: 50,
+        permissions: WORKER_PERMISSIONS,
+    },
+    RoleSpec {
+        role: Role::Intake,
+        name: "intake",
+        label: "Intake specialist",
+        description: "Works records in the stages owned by intake and unowned stages, then hands them off.",
+        rank: 45,
+        permissions: WORKER_PERMISSIONS,
     },
     RoleSpec {
         role: Role::Member,
         name: "member",
         label: "Member",
-        description: "Works the records assigned to them.",
+        description: "Works records in the stages owned by members and unowned stages.",
         rank: 40,
-        permissions: READ_PERMISSIONS,
+        permissions: WORKER_PERMISSIONS,
     },
     RoleSpec {
         role: Role::Viewer,
         name: "viewer",
         label: "Viewer",
-        description: "Read-only access.",
+        description: "Read-only access to records in unowned stages.",
         rank: 20,
         permissions: READ_PERMISSIONS,
     },
 ];
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 7] = [
         Role::Owner,
         Role::Admin,
         Role::Manager,
+        Role::CaseManager,
+        Role::Intake,
         Role::Member,
         Role::Viewer,
     ];
@@ -169,6 +230,15 @@ impl Role {
     /// Nobody grants a role above their own, and only owners make owners.
     pub fn may_grant(self, target: Role) -> bool {
         self.allows(Permission::MembersManage) && target.rank() <= self.rank()
+    }
+
+    /// Whether a holder of this role may work on records in a stage owned by `owner` (`None`: a
+    /// stage anyone may work in). Roles that see every stage may; otherwise only the owning role.
+    pub fn may_work_stage(self, owner: Option<Role>) -> bool {
+        match owner {
+            None => true,
+            Some(owner) => owner == self || self.allows(Permission::LeadsAllStages),
+        }
     }
 
     /// Whether a holder of this role may change or remove a member who holds `target`.
@@ -243,6 +313,20 @@ mod tests {
             assert!(!role.may_grant(Role::Viewer));
             assert!(role.allows(Permission::MembersRead));
         }
+    }
+
+    #[test]
+    fn stage_ownership_limits_specialists_not_managers() {
+        assert!(Role::Intake.may_work_stage(None));
+        assert!(Role::Intake.may_work_stage(Some(Role::Intake)));
+        assert!(!Role::Intake.may_work_stage(Some(Role::CaseManager)));
+        assert!(!Role::Member.may_work_stage(Some(Role::Intake)));
+        assert!(Role::Manager.may_work_stage(Some(Role::CaseManager)));
+        assert!(Role::Owner.may_work_stage(Some(Role::Intake)));
+        assert!(!Role::Viewer.allows(Permission::LeadsWrite));
+        assert!(Role::Intake.allows(Permission::LeadsWrite));
+        assert!(!Role::Intake.allows(Permission::LeadsTransfer));
+        assert!(Role::Admin.may_grant(Role::CaseManager));
     }
 
     #[test]

@@ -25,7 +25,7 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation")];
+const MIGRATIONS: &[Migration] = &[migration!(1, "0001_foundation"), migration!(2, "0002_crm")];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY,
@@ -61,6 +61,11 @@ impl MigrationStatus {
 pub struct Migrator;
 
 impl Migrator {
+    /// The highest schema version this binary knows.
+    pub fn known_version() -> i64 {
+        MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
     fn text(engine: Engine, m: &Migration) -> &'static str {
         match engine {
             Engine::Sqlite => m.sqlite,
@@ -107,7 +112,7 @@ impl Migrator {
             }
         };
         let engine = db.engine();
-        let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
+        let known = Self::known_version();
         let pending = MIGRATIONS
             .iter()
             .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))

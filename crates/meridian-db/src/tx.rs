@@ -65,6 +65,12 @@ macro_rules! into_arg {
     };
 }
 
+impl IntoArg for Arg {
+    fn into_arg(self) -> Arg {
+        self
+    }
+}
+
 into_arg!(String, Text, |v| v);
 into_arg!(&str, Text, |v: &str| v.to_owned());
 into_arg!(&String, Text, |v: &String| v.clone());
@@ -201,6 +207,14 @@ enum Conn<'a> {
 }
 
 impl Tx {
+    /// The engine this transaction runs on, for the few SQL fragments the dialects disagree on.
+    pub fn engine(&self) -> crate::Engine {
+        match self {
+            Tx::Sqlite(_) | Tx::SqliteAutocommit(_) => crate::Engine::Sqlite,
+            Tx::Postgres(_) | Tx::PostgresRead(_) => crate::Engine::Postgres,
+        }
+    }
+
     fn conn(&mut self) -> Conn<'_> {
         match self {
             Tx::Sqlite(tx) => Conn::Sqlite(tx),

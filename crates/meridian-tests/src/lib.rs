@@ -280,6 +280,11 @@ impl TestApp {
 
     /// Creates an organization with its owner through the service, then signs the owner in.
     pub async fn create_org(&self, org_name: &str, email: &str) -> Tokens {
+        self.create_org_from(org_name, email, "marketing").await
+    }
+
+    /// Like [`TestApp::create_org`], starting from an organization template (`surrogacy`).
+    pub async fn create_org_from(&self, org_name: &str, email: &str, template: &str) -> Tokens {
         meridian_app::orgs::service::create_organization(
             &self.db,
             &self.state.hasher,
@@ -288,6 +293,7 @@ impl TestApp {
                 name: format!("Owner of {org_name}"),
                 email: email.to_owned(),
                 password: PASSWORD.to_owned(),
+                template: template.to_owned(),
             },
             None,
             &Default::default(),

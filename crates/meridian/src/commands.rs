@@ -51,6 +51,10 @@ pub enum OrgCommand {
         /// Owner's password [env: MERIDIAN_OWNER_PASSWORD]; a random one is generated and printed when absent.
         #[arg(long, env = "MERIDIAN_OWNER_PASSWORD", hide_env_values = true)]
         owner_password: Option<String>,
+        /// Pipelines to start with: `marketing` (one Leads pipeline) or `surrogacy` (Cases with
+        /// intake-to-case-manager handoff, and Intended Parents).
+        #[arg(long, default_value = "marketing")]
+        template: String,
     },
 }
 
@@ -320,6 +324,7 @@ pub async fn org(config: Option<&str>, command: OrgCommand) -> anyhow::Result<()
             owner_email,
             owner_name,
             owner_password,
+            template,
         } => {
             let generated = owner_password.is_none();
             let password = owner_password
@@ -333,6 +338,7 @@ pub async fn org(config: Option<&str>, command: OrgCommand) -> anyhow::Result<()
                     name: owner_name,
                     email: owner_email,
                     password: password.clone(),
+                    template,
                 },
                 None,
                 &Default::default(),

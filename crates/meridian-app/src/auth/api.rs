@@ -159,6 +159,8 @@ pub struct RegisterRequest {
     pub name: String,
     pub email: String,
     pub password: String,
+    /// `marketing` (default: one Leads pipeline) or `surrogacy` (Cases and Intended Parents).
+    pub template: Option<String>,
 }
 
 /// Creates an organization and its owner (only when the server's signup policy is `open`).
@@ -176,6 +178,7 @@ pub async fn register(
             name: body.name,
             email: body.email,
             password: body.password,
+            template: body.template.unwrap_or_default(),
         },
         &client,
     )

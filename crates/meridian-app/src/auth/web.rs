@@ -198,6 +198,7 @@ struct SetupPage {
     org_name: String,
     name: String,
     email: String,
+    template: String,
     errors: FormErrors,
 }
 
@@ -232,6 +233,7 @@ pub async fn setup_page(
         org_name: String::new(),
         name: String::new(),
         email: String::new(),
+        template: "marketing".to_owned(),
         errors: FormErrors::default(),
     }))
 }
@@ -243,6 +245,8 @@ pub struct SetupForm {
     name: String,
     email: String,
     password: String,
+    #[serde(default)]
+    template: String,
 }
 
 pub async fn setup_submit(
@@ -256,6 +260,7 @@ pub async fn setup_submit(
         name: form.name.clone(),
         email: form.email.clone(),
         password: form.password,
+        template: form.template.clone(),
     };
     let token_hash = hash_secret(&form.token);
     match orgs::create_organization(&state.db, &state.hasher, input, Some(&token_hash), &client)
@@ -271,6 +276,7 @@ pub async fn setup_submit(
                 org_name: form.org_name,
                 name: form.name,
                 email: form.email,
+                template: form.template,
                 errors,
             };
             Ok((status, render(&page)).into_response())

@@ -20,6 +20,9 @@ pub enum AppError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A 409 for a record that would duplicate another; the problem names the existing one.
+    #[error("duplicate: {detail}")]
+    Duplicate { detail: String, existing_id: String },
     /// `limit` is 0 when the limit is not known where the error arises.
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
@@ -55,7 +58,7 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::Duplicate { .. } => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -67,7 +70,7 @@ impl AppError {
     pub fn detail(&self) -> String {
         match self {
             AppError::BadRequest(m) | AppError::Forbidden(m) | AppError::Conflict(m) => m.clone(),
-            AppError::Unavailable(m) => m.clone(),
+            AppError::Unavailable(m) | AppError::Duplicate { detail: m, .. } => m.clone(),
             AppError::Validation(errors) => {
                 let fields: Vec<String> = errors
                     .iter()
@@ -110,6 +113,9 @@ pub struct Problem {
     /// Present on 422 responses: every invalid field with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
+    /// Present on 409 responses about duplicates: the id of the record that already exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -137,6 +143,10 @@ impl IntoResponse for AppError {
                     message: e.message.clone(),
                 })
                 .collect(),
+            existing_id: match &self {
+                AppError::Duplicate { existing_id, .. } => Some(existing_id.clone()),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();

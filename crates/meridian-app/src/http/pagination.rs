@@ -63,7 +63,7 @@ pub fn encode_cursor(key: &[&str]) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(key).unwrap_or_default())
 }
 
-fn decode_cursor(cursor: &str) -> Option<Vec<String>> {
+pub fn decode_cursor(cursor: &str) -> Option<Vec<String>> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

@@ -2,6 +2,7 @@
 
 use meridian_core::email::{email_domain, normalize_domain, normalize_email};
 use meridian_core::password::check_new_password;
+use meridian_core::pipeline::OrgTemplate;
 use meridian_core::roles::parse_role;
 use meridian_core::validation::required_text;
 use meridian_core::{Permission, Role, Validation};
@@ -32,12 +33,15 @@ pub struct NewOrganization {
     pub name: String,
     pub email: String,
     pub password: String,
+    /// `marketing` (or empty) or `surrogacy`: which pipelines the organization starts with.
+    pub template: String,
 }
 
 struct ValidOrganization {
     org_name: String,
     name: String,
     email: String,
+    template: OrgTemplate,
 }
 
 fn validate_new_organization(input: &NewOrganization) -> AppResult<ValidOrganization> {
@@ -46,12 +50,14 @@ fn validate_new_organization(input: &NewOrganization) -> AppResult<ValidOrganiza
     let name = v.check("name", required_text(&input.name, 1, MAX_PERSON_NAME));
     let email = v.check("email", normalize_email(&input.email));
     v.check("password", check_new_password(&input.password));
+    let template = v.check("template", OrgTemplate::parse(&input.template));
     v.finish().map_err(AppError::Validation)?;
-    match (org_name, name, email) {
-        (Some(org_name), Some(name), Some(email)) => Ok(ValidOrganization {
+    match (org_name, name, email, template) {
+        (Some(org_name), Some(name), Some(email), Some(template)) => Ok(ValidOrganization {
             org_name,
             name,
             email,
+            template,
         }),
         _ => Err(AppError::BadRequest("invalid input".to_owned())),
     }
@@ -97,6 +103,7 @@ pub async fn create_organization(
     let tenant = Tenant::for_verified_credentials(&org.id, Some(user.id.clone()));
     let mut tx = tx.into_tenant(&tenant).await?;
     store::insert_membership(&mut tx, &user.id, Role::Owner.as_str()).await?;
+    crate::pipelines::service::install_template(&mut tx, valid.template).await?;
     audit::record_by_user(
         &mut tx,
         &user,

@@ -3,6 +3,7 @@
 mod auth;
 mod conventions;
 mod keys;
+mod leads;
 mod members;
 mod tenancy;
 mod web;

@@ -12,6 +12,10 @@ struct OrgFixture {
     member: Tokens,
     invite_id: String,
     key_id: String,
+    pipeline_id: String,
+    lead_id: String,
+    note_id: String,
+    task_id: String,
 }
 
 async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
@@ -33,11 +37,47 @@ async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
             json!({"name": format!("{name} key"), "role": "viewer"}),
         )
         .await;
+    let pipeline = app
+        .post(
+            "/api/v1/pipelines",
+            &owner.access,
+            json!({"name": format!("{name} partners"), "stages": [{"key": "new", "label": "New"}]}),
+        )
+        .await;
+    let lead = app
+        .post(
+            "/api/v1/leads",
+            &owner.access,
+            json!({"first_name": format!("{name} lead"), "email": format!("lead@{domain}"), "tags": ["secret-tag"]}),
+        )
+        .await;
+    let lead_id = lead.body["id"].as_str().expect("lead id").to_owned();
+    let note = app
+        .post(
+            &format!("/api/v1/leads/{lead_id}/notes"),
+            &owner.access,
+            json!({"body_html": format!("Private note of {name}")}),
+        )
+        .await;
+    let task = app
+        .post(
+            "/api/v1/tasks",
+            &owner.access,
+            json!({"title": format!("Task of {name}"), "lead_id": lead_id}),
+        )
+        .await;
     OrgFixture {
         owner,
         member,
         invite_id: invite.body["id"].as_str().expect("invite id").to_owned(),
         key_id: key.body["id"].as_str().expect("key id").to_owned(),
+        pipeline_id: pipeline.body["id"]
+            .as_str()
+            .expect("pipeline id")
+            .to_owned(),
+        lead_id,
+        note_id: note.body["id"].as_str().expect("note id").to_owned(),
+        task_id: task.body["id"].as_str().expect("task id").to_owned(),
     }
 }
 
@@ -66,6 +106,95 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
         ),
         ("DELETE", format!("/api/v1/invites/{}", b.invite_id), None),
         ("DELETE", format!("/api/v1/api-keys/{}", b.key_id), None),
+        ("GET", format!("/api/v1/pipelines/{}", b.pipeline_id), None),
+        (
+            "PATCH",
+            format!("/api/v1/pipelines/{}", b.pipeline_id),
+            Some(json!({"name": "Taken over"})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/pipelines/{}", b.pipeline_id),
+            None,
+        ),
+        ("GET", format!("/api/v1/leads/{}", b.lead_id), None),
+        (
+            "PATCH",
+            format!("/api/v1/leads/{}", b.lead_id),
+            Some(json!({"first_name": "Hijacked"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/stage", b.lead_id),
+            Some(json!({"stage": "won"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/assign", b.lead_id),
+            Some(json!({"user_id": null})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/priority", b.lead_id),
+            Some(json!({"is_priority": true})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/archive", b.lead_id),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/restore", b.lead_id),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/move", b.lead_id),
+            Some(json!({"pipeline_id": b.pipeline_id, "stage": "new"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/accept", b.lead_id),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/deny", b.lead_id),
+            Some(json!({"reason": "no"})),
+        ),
+        ("GET", format!("/api/v1/leads/{}/activity", b.lead_id), None),
+        ("GET", format!("/api/v1/leads/{}/history", b.lead_id), None),
+        ("GET", format!("/api/v1/leads/{}/notes", b.lead_id), None),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/notes", b.lead_id),
+            Some(json!({"body_html": "Planted note"})),
+        ),
+        (
+            "POST",
+            "/api/v1/leads/merge".to_owned(),
+            Some(json!({"primary_id": b.lead_id, "duplicate_ids": ["x"]})),
+        ),
+        ("DELETE", format!("/api/v1/notes/{}", b.note_id), None),
+        ("GET", format!("/api/v1/tasks/{}", b.task_id), None),
+        (
+            "PATCH",
+            format!("/api/v1/tasks/{}", b.task_id),
+            Some(json!({"title": "Hijacked"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/tasks/{}/complete", b.task_id),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/tasks/{}/uncomplete", b.task_id),
+            Some(json!({})),
+        ),
+        ("DELETE", format!("/api/v1/tasks/{}", b.task_id), None),
+        ("DELETE", format!("/api/v1/leads/{}", b.lead_id), None),
     ]
 }
 
@@ -75,6 +204,12 @@ const LISTS: &[&str] = &[
     "/api/v1/invites",
     "/api/v1/api-keys",
     "/api/v1/audit-log",
+    "/api/v1/pipelines",
+    "/api/v1/metadata",
+    "/api/v1/leads",
+    "/api/v1/leads?archived=all&q=lead",
+    "/api/v1/leads/handoff-queue",
+    "/api/v1/tasks?status=all",
 ];
 
 async fn cross_tenant_matrix(engine: Engine) {
@@ -98,6 +233,10 @@ async fn cross_tenant_matrix(engine: Engine) {
         &b.invite_id,
         &b.key_id,
         &b.owner.org_id,
+        &b.pipeline_id,
+        &b.lead_id,
+        &b.note_id,
+        &b.task_id,
     ];
     for list in LISTS {
         let reply = app.get(list, &a.owner.access).await;
@@ -122,6 +261,59 @@ async fn cross_tenant_matrix(engine: Engine) {
     assert!(b_keys.body["items"][0]["revoked_at"].is_null());
     let b_invites = app.get("/api/v1/invites", &b.owner.access).await;
     assert_eq!(b_invites.body["items"].as_array().expect("items").len(), 1);
+    let b_lead = app
+        .get(&format!("/api/v1/leads/{}", b.lead_id), &b.owner.access)
+        .await;
+    assert_eq!(b_lead.body["first_name"], "Bright Leads lead");
+    assert!(b_lead.body["archived_at"].is_null());
+    assert_eq!(b_lead.body["tags"], json!(["secret-tag"]));
+    let b_notes = app
+        .get(
+            &format!("/api/v1/leads/{}/notes", b.lead_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_notes.body["items"].as_array().expect("items").len(), 1);
+    let b_task = app
+        .get(&format!("/api/v1/tasks/{}", b.task_id), &b.owner.access)
+        .await;
+    assert!(b_task.body["completed_at"].is_null());
+    assert_eq!(
+        app.get(
+            &format!("/api/v1/pipelines/{}", b.pipeline_id),
+            &b.owner.access
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    // Ids of another organization inside a body: a bulk action reports them as not found, a
+    // task cannot be attached to them, and A's tag filter does not see B's tags.
+    let bulk = app
+        .post(
+            "/api/v1/leads/bulk",
+            &a.owner.access,
+            json!({"ids": [b.lead_id], "action": "archive"}),
+        )
+        .await;
+    assert_eq!(bulk.body["results"][0]["status"], 404);
+    let task = app
+        .post(
+            "/api/v1/tasks",
+            &a.owner.access,
+            json!({"title": "Sneaky", "lead_id": b.lead_id}),
+        )
+        .await;
+    assert_eq!(task.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let tagged = app
+        .get("/api/v1/leads?tag=secret-tag", &a.owner.access)
+        .await;
+    assert_eq!(
+        tagged.body["items"].as_array().expect("items").len(),
+        1,
+        "only A's own lead"
+    );
+    assert!(!tagged.body.to_string().contains(&b.lead_id));
     assert_eq!(
         app.get("/api/v1/auth/me", &b.member.access).await.status,
         StatusCode::OK

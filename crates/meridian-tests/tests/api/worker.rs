@@ -72,9 +72,19 @@ async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
     let first = meridian_app::demo::seed_demo(&app.db, &app.state.hasher)
         .await
         .expect("seed");
-    assert_eq!(first.len(), 5);
     let roles: Vec<&str> = first.iter().map(|c| c.role.as_str()).collect();
-    assert_eq!(roles, vec!["owner", "admin", "manager", "member", "viewer"]);
+    assert_eq!(
+        roles,
+        vec![
+            "owner",
+            "admin",
+            "manager",
+            "case_manager",
+            "intake",
+            "member",
+            "viewer"
+        ]
+    );
     let second = meridian_app::demo::seed_demo(&app.db, &app.state.hasher)
         .await
         .expect("seed again");
@@ -86,7 +96,7 @@ async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
     let members = app.get("/api/v1/members", &owner.access).await;
     assert_eq!(
         members.body["items"].as_array().expect("items").len(),
-        5,
+        7,
         "no duplicates after re-seeding"
     );
     let viewer = app.login(second[4].email, &second[4].password).await;

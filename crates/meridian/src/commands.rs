@@ -216,7 +216,7 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
     let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
     if args.demo {
-        print_demo(&meridian_app::demo::seed_demo(&db, &state.hasher).await?);
+        print_demo(&meridian_app::demo::seed_demo(&state).await?);
     } else if let Some(token) = orgs::prepare_setup(&db)
         .await
         .map_err(|e| anyhow::anyhow!(e.detail()))?
@@ -411,7 +411,7 @@ pub async fn seed(config: Option<&str>, args: SeedArgs) -> anyhow::Result<()> {
     }
     let (settings, db) = open_for_cli(config).await?;
     let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
-    print_demo(&meridian_app::demo::seed_demo(&db, &state.hasher).await?);
+    print_demo(&meridian_app::demo::seed_demo(&state).await?);
     db.close().await;
     Ok(())
 }

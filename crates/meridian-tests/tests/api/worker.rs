@@ -69,7 +69,7 @@ async fn housekeeping_purges_only_dead_credentials(engine: Engine) {
 
 async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
     let app = spawn_app(engine).await;
-    let first = meridian_app::demo::seed_demo(&app.db, &app.state.hasher)
+    let first = meridian_app::demo::seed_demo(&app.state)
         .await
         .expect("seed");
     let roles: Vec<&str> = first.iter().map(|c| c.role.as_str()).collect();
@@ -85,7 +85,7 @@ async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
             "viewer"
         ]
     );
-    let second = meridian_app::demo::seed_demo(&app.db, &app.state.hasher)
+    let second = meridian_app::demo::seed_demo(&app.state)
         .await
         .expect("seed again");
     assert_ne!(
@@ -99,8 +99,24 @@ async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
         7,
         "no duplicates after re-seeding"
     );
-    let viewer = app.login(second[4].email, &second[4].password).await;
+    let viewer = app.login(second[6].email, &second[6].password).await;
     let me = app.get("/api/v1/auth/me", &viewer.access).await;
     assert_eq!(me.body["role"], "viewer");
     assert_eq!(me.body["org"]["name"], "Northwind Growth Partners");
+
+    // The demo organization has work in it, seeded once.
+    let stats = app.get("/api/v1/leads/stats", &owner.access).await;
+    let total = stats.body["total"].as_i64().expect("total");
+    assert!(total >= 30, "{}", stats.body);
+    assert!(stats.body["pending_tasks"].as_i64().expect("tasks") > 0);
+    let case_manager = app.login(second[3].email, &second[3].password).await;
+    let queue = app
+        .get("/api/v1/leads/handoff-queue", &case_manager.access)
+        .await;
+    assert!(!queue.body["items"].as_array().expect("items").is_empty());
+    meridian_app::demo::seed_demo(&app.state)
+        .await
+        .expect("seed a third time");
+    let again = app.get("/api/v1/leads/stats", &owner.access).await;
+    assert_eq!(again.body["total"], total, "records are seeded once");
 }

@@ -17,6 +17,7 @@ pub mod orgs;
 pub mod pipelines;
 pub mod state;
 pub mod tasks;
+pub mod views;
 pub mod web;
 
 pub use app::{build_state, metrics_router, router, serve};

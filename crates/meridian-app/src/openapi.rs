@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks};
+use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,7 @@ use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks};
         notes::api::list, notes::api::create, notes::api::delete,
         tasks::api::create, tasks::api::get, tasks::api::update, tasks::api::delete,
         tasks::api::complete, tasks::api::uncomplete, tasks::api::list,
+        views::api::list, views::api::create, views::api::update, views::api::delete,
         ops::health, ops::ready,
     ),
     modifiers(&BearerAuth),

@@ -15,6 +15,41 @@ use crate::http::pagination::{DEFAULT_LIMIT, MAX_LIMIT, decode_cursor};
 
 pub const MAX_SEARCH_TERMS: usize = 6;
 
+/// Columns the lead list (and export) can show, with their headings. Custom fields join as
+/// `custom_fields.<key>`.
+pub const COLUMNS: [(&str, &str); 18] = [
+    ("number", "#"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("phone", "Phone"),
+    ("stage", "Stage"),
+    ("source", "Source"),
+    ("assigned", "Assigned to"),
+    ("state", "State"),
+    ("country", "Country"),
+    ("tags", "Tags"),
+    ("date_of_birth", "Date of birth"),
+    ("utm_source", "UTM source"),
+    ("utm_medium", "UTM medium"),
+    ("utm_campaign", "UTM campaign"),
+    ("campaign_id", "Campaign"),
+    ("created_at", "Created"),
+    ("updated_at", "Updated"),
+    ("stage_entered_at", "In stage since"),
+];
+
+/// What the list shows before anyone chooses columns.
+pub const DEFAULT_COLUMNS: [&str; 8] = [
+    "number",
+    "name",
+    "stage",
+    "email",
+    "phone",
+    "source",
+    "assigned",
+    "created_at",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Assignee {
     User(String),

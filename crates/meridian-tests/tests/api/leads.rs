@@ -14,6 +14,7 @@ both_engines!(
     notes_are_sanitized_and_searchable,
     tasks_follow_their_leads,
     bulk_actions_and_merge,
+    saved_views_are_personal_or_shared,
 );
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -1260,4 +1261,112 @@ async fn bulk_actions_and_merge(engine: Engine) {
         )
         .await;
     assert_eq!(error_fields(&into_foreign.body), ["duplicate_ids"]);
+}
+
+async fn saved_views_are_personal_or_shared(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "owner@acme.test").await;
+    let manager = app.add_member(&owner, "manager@acme.test", "manager").await;
+    let member = app.add_member(&owner, "member@acme.test", "member").await;
+    let other = app.add_member(&owner, "other@acme.test", "member").await;
+    let pipeline = pipeline_named(&app, &owner, "Leads").await;
+
+    let mine = app
+        .post(
+            "/api/v1/views",
+            &member.access,
+            json!({"name": "My hot leads", "pipeline_id": pipeline["id"],
+                   "filters": {"assigned_to": "me", "priority": "true", "cf.budget": "5000"},
+                   "sort": "-created_at", "columns": ["number", "name", "custom_fields.budget"]}),
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.body);
+    assert_eq!(mine.body["filters"]["assigned_to"], "me");
+    let share = app
+        .post(
+            "/api/v1/views",
+            &member.access,
+            json!({"name": "Team", "shared": true}),
+        )
+        .await;
+    assert_eq!(error_fields(&share.body), ["shared"]);
+    let bad = app
+        .post(
+            "/api/v1/views",
+            &member.access,
+            json!({"name": "", "filters": {"priority": "maybe", "limit": "5"}, "sort": "salary", "columns": ["ssn"]}),
+        )
+        .await;
+    assert_eq!(
+        error_fields(&bad.body),
+        [
+            "name",
+            "filters.limit",
+            "filters.priority",
+            "sort",
+            "columns[0]"
+        ]
+    );
+    let team = app
+        .post(
+            "/api/v1/views",
+            &manager.access,
+            json!({"name": "New this week", "shared": true, "filters": {"stage": "new"}}),
+        )
+        .await;
+    assert_eq!(team.status, StatusCode::CREATED);
+
+    let names = |reply: &Value| -> Vec<String> {
+        items(reply)
+            .iter()
+            .map(|v| v["name"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&app.get("/api/v1/views", &member.access).await.body),
+        ["My hot leads", "New this week"]
+    );
+    assert_eq!(
+        names(&app.get("/api/v1/views", &other.access).await.body),
+        ["New this week"]
+    );
+
+    let mine_id = str_of(&mine.body, "id");
+    let team_id = str_of(&team.body, "id");
+    // Someone else's personal view does not exist for you; a shared one is read-only to members.
+    assert_eq!(
+        app.patch(
+            &format!("/api/v1/views/{mine_id}"),
+            &other.access,
+            json!({"name": "Mine now"})
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/views/{team_id}"), &member.access)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let renamed = app
+        .patch(
+            &format!("/api/v1/views/{team_id}"),
+            &owner.access,
+            json!({"name": "Fresh leads"}),
+        )
+        .await;
+    assert_eq!(renamed.body["name"], "Fresh leads");
+    assert_eq!(renamed.body["filters"], json!({"stage": "new"}));
+    assert_eq!(
+        app.delete(&format!("/api/v1/views/{mine_id}"), &member.access)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        names(&app.get("/api/v1/views", &member.access).await.body),
+        ["Fresh leads"]
+    );
 }

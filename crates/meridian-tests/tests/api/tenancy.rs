@@ -16,6 +16,7 @@ struct OrgFixture {
     lead_id: String,
     note_id: String,
     task_id: String,
+    view_id: String,
 }
 
 async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
@@ -66,7 +67,15 @@ async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
             json!({"title": format!("Task of {name}"), "lead_id": lead_id}),
         )
         .await;
+    let view = app
+        .post(
+            "/api/v1/views",
+            &owner.access,
+            json!({"name": format!("{name} view"), "shared": true, "filters": {"stage": "new"}}),
+        )
+        .await;
     OrgFixture {
+        view_id: view.body["id"].as_str().expect("view id").to_owned(),
         owner,
         member,
         invite_id: invite.body["id"].as_str().expect("invite id").to_owned(),
@@ -195,6 +204,12 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
         ),
         ("DELETE", format!("/api/v1/tasks/{}", b.task_id), None),
         ("DELETE", format!("/api/v1/leads/{}", b.lead_id), None),
+        (
+            "PATCH",
+            format!("/api/v1/views/{}", b.view_id),
+            Some(json!({"name": "Hijacked"})),
+        ),
+        ("DELETE", format!("/api/v1/views/{}", b.view_id), None),
     ]
 }
 
@@ -210,6 +225,7 @@ const LISTS: &[&str] = &[
     "/api/v1/leads?archived=all&q=lead",
     "/api/v1/leads/handoff-queue",
     "/api/v1/tasks?status=all",
+    "/api/v1/views",
 ];
 
 async fn cross_tenant_matrix(engine: Engine) {
@@ -237,6 +253,7 @@ async fn cross_tenant_matrix(engine: Engine) {
         &b.lead_id,
         &b.note_id,
         &b.task_id,
+        &b.view_id,
     ];
     for list in LISTS {
         let reply = app.get(list, &a.owner.access).await;

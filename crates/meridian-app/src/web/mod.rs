@@ -101,8 +101,13 @@ pub struct Shell {
     pub can_manage_keys: bool,
     pub can_read_audit: bool,
     pub can_manage_org: bool,
+    pub can_manage_pipelines: bool,
     pub notice: Option<String>,
     pub other_orgs: Vec<(String, String)>,
+    /// The organization's pipelines as (id, plural label), one sidebar entry each.
+    pub pipelines: Vec<(String, String)>,
+    /// The pipeline the page belongs to, to highlight its sidebar entry.
+    pub active_pipeline: String,
 }
 
 pub fn initials(name: &str) -> String {
@@ -130,6 +135,13 @@ impl WebCtx {
         active: &'static str,
     ) -> Result<Shell, AppError> {
         let mut shell = self.shell_without_orgs(title, active);
+        let mut tx = state.db.tenant_read(&self.ctx.tenant).await?;
+        shell.pipelines = crate::pipelines::store::list(&mut tx)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.spec.plural_label))
+            .collect();
+        tx.commit().await?;
         if let Some(user_id) = self.ctx.user_id() {
             let mut tx = state.db.user_scope_read(user_id).await?;
             let memberships = crate::auth::store::user_memberships(&mut tx, user_id).await?;
@@ -168,8 +180,11 @@ impl WebCtx {
             can_manage_keys: ctx.role.allows(Permission::ApiKeysManage),
             can_read_audit: ctx.role.allows(Permission::AuditRead),
             can_manage_org: ctx.role.allows(Permission::OrgManage),
+            can_manage_pipelines: ctx.role.allows(Permission::PipelinesManage),
             notice: None,
             other_orgs: Vec::new(),
+            pipelines: Vec::new(),
+            active_pipeline: String::new(),
         }
     }
 }

@@ -54,7 +54,7 @@
   // Disable submit buttons while a form is sending, so a double click does not send twice.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!form.hasAttribute("data-submit-once")) return;
+    if (!form.hasAttribute("data-submit-once") || event.defaultPrevented) return;
     form.querySelectorAll("button[type=submit]").forEach(function (b) {
       b.disabled = true;
       b.setAttribute("aria-busy", "true");
@@ -81,4 +81,367 @@
     options.credentials = "same-origin";
     return fetch(url, options);
   };
+})();
+
+// Leads: bulk bar, confirmations, kanban drag and drop with load-more, the note editor.
+(function () {
+  "use strict";
+
+  // Buttons that delete ask first (the form still works without JavaScript, unconfirmed).
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+  });
+
+  // Bulk bar: appears with a count once rows are checked; shows only the input its action needs.
+  var bar = document.querySelector("[data-bulk-bar]");
+  if (bar) {
+    var boxes = function () { return document.querySelectorAll("[data-select]"); };
+    var action = bar.querySelector("[data-bulk-action]");
+    var refresh = function () {
+      var checked = Array.prototype.filter.call(boxes(), function (b) { return b.checked; }).length;
+      bar.classList.toggle("is-idle", checked === 0);
+      bar.querySelector("[data-bulk-count]").textContent = checked + " selected";
+      bar.querySelectorAll("[data-bulk-for]").forEach(function (input) {
+        var wanted = input.getAttribute("data-bulk-for").split(" ");
+        input.hidden = wanted.indexOf(action.value) === -1;
+        input.disabled = input.hidden;
+      });
+    };
+    document.addEventListener("change", function (event) {
+      if (event.target.matches("[data-select-all]")) {
+        boxes().forEach(function (b) { b.checked = event.target.checked; });
+      }
+      if (event.target.matches("[data-select], [data-select-all], [data-bulk-action]")) refresh();
+    });
+    refresh();
+  }
+
+  // Kanban: drop a card on a column to change its stage through the API; a refusal (stage owned
+  // by another role, for instance) puts the card back and says why.
+  var board = document.querySelector("[data-board]");
+  if (board) {
+    var toast = document.querySelector("[data-board-toast]");
+    var say = function (message) {
+      if (!toast) return;
+      toast.textContent = message;
+      toast.classList.remove("toast-hide");
+      clearTimeout(say.timer);
+      say.timer = setTimeout(function () { toast.classList.add("toast-hide"); }, 5000);
+    };
+    var dragged = null;
+    var counter = function (column, delta) {
+      var count = column.querySelector("[data-count]");
+      count.textContent = String(Math.max(0, parseInt(count.textContent, 10) + delta));
+      var empty = column.querySelector("[data-empty]");
+      if (empty) empty.remove();
+    };
+    board.addEventListener("dragstart", function (event) {
+      var card = event.target.closest("[data-lead]");
+      if (!card) return;
+      dragged = card;
+      card.classList.add("dragging");
+      board.classList.add("is-dragging");
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", card.getAttribute("data-lead"));
+    });
+    board.addEventListener("dragend", function () {
+      if (dragged) dragged.classList.remove("dragging");
+      board.classList.remove("is-dragging");
+      board.querySelectorAll(".drag-over").forEach(function (c) { c.classList.remove("drag-over"); });
+    });
+    board.addEventListener("dragover", function (event) {
+      var column = event.target.closest("[data-column]");
+      if (!column || !dragged) return;
+      event.preventDefault();
+      board.querySelectorAll(".drag-over").forEach(function (c) { if (c !== column) c.classList.remove("drag-over"); });
+      column.classList.add("drag-over");
+    });
+    board.addEventListener("drop", function (event) {
+      var column = event.target.closest("[data-column]");
+      if (!column || !dragged) return;
+      event.preventDefault();
+      column.classList.remove("drag-over");
+      var card = dragged;
+      var from = card.closest("[data-column]");
+      var stage = column.getAttribute("data-column");
+      if (from === column) return;
+      var list = column.querySelector("[data-cards]");
+      var origin = card.nextSibling;
+      list.insertBefore(card, list.firstChild);
+      counter(column, 1);
+      counter(from, -1);
+      window.meridianFetch("/api/v1/leads/" + card.getAttribute("data-lead") + "/stage", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ stage: stage })
+      }).then(function (response) {
+        if (response.ok) {
+          card.setAttribute("data-stage", stage);
+          say("Moved to " + column.querySelector(".kcol-title").textContent.trim() + ".");
+          return;
+        }
+        return response.json().then(function (problem) {
+          from.querySelector("[data-cards]").insertBefore(card, origin);
+          counter(column, -1);
+          counter(from, 1);
+          say(problem.detail || "That move was refused.");
+        });
+      }).catch(function () {
+        from.querySelector("[data-cards]").insertBefore(card, origin);
+        counter(column, -1);
+        counter(from, 1);
+        say("Could not reach the server; nothing changed.");
+      });
+    });
+    // Columns load their next cards as the "Load more" link scrolls into view.
+    var loadMore = function (link) {
+      if (link.getAttribute("aria-busy")) return;
+      link.setAttribute("aria-busy", "true");
+      fetch(link.getAttribute("href"), { credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var item = link.closest("li");
+          var holder = document.createElement("ol");
+          holder.innerHTML = html;
+          Array.prototype.slice.call(holder.children).forEach(function (child) { item.parentNode.insertBefore(child, item); });
+          item.remove();
+          watch();
+        });
+    };
+    var observer = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) { if (entry.isIntersecting) loadMore(entry.target); });
+    }) : null;
+    var watch = function () {
+      board.querySelectorAll("[data-load-more]").forEach(function (link) { if (observer) observer.observe(link); });
+    };
+    board.addEventListener("click", function (event) {
+      var link = event.target.closest("[data-load-more]");
+      if (!link) return;
+      event.preventDefault();
+      loadMore(link);
+    });
+    watch();
+  }
+
+  // Notes: a small rich-text editor over the textarea. The server sanitizes whatever arrives.
+  document.querySelectorAll("[data-note-form]").forEach(function (form) {
+    var textarea = form.querySelector("textarea");
+    var toolbar = form.querySelector("[data-editor-toolbar]");
+    var editor = document.createElement("div");
+    editor.className = "editor";
+    editor.contentEditable = "true";
+    editor.setAttribute("role", "textbox");
+    editor.setAttribute("aria-multiline", "true");
+    editor.setAttribute("aria-label", "New note");
+    editor.setAttribute("data-placeholder", textarea.getAttribute("placeholder") || "");
+    textarea.hidden = true;
+    textarea.required = false;
+    textarea.parentNode.insertBefore(editor, textarea);
+    toolbar.hidden = false;
+    toolbar.addEventListener("click", function (event) {
+      var button = event.target.closest("[data-cmd]");
+      if (!button) return;
+      var cmd = button.getAttribute("data-cmd");
+      var value = button.getAttribute("data-value");
+      if (cmd === "createLink") {
+        value = window.prompt("Link address (https://…)");
+        if (!value) return;
+      }
+      editor.focus();
+      document.execCommand(cmd, false, value);
+    });
+    form.querySelector("[data-note-format]").value = "html";
+    form.addEventListener("submit", function (event) {
+      textarea.value = editor.innerHTML;
+      if (!editor.textContent.trim()) {
+        event.preventDefault();
+        editor.focus();
+      }
+    });
+  });
+})();
+
+// Tasks, dashboard, pipeline settings: the viewer's clock for due times, tasks completed in place,
+// and the pipeline form's sortable rows (drag or arrow keys), added rows and key slugs.
+(function () {
+  "use strict";
+
+  // The server groups tasks by the viewer's calendar, so it needs the browser's UTC offset.
+  var offset = String(-new Date().getTimezoneOffset());
+  var stored = document.cookie.match(/(?:^|;\s*)tz_offset=([^;]*)/);
+  if (!stored || stored[1] !== offset) {
+    document.cookie = "tz_offset=" + offset + "; path=/; max-age=31536000; samesite=lax";
+  }
+  document.querySelectorAll("[data-tz-hint]").forEach(function (hint) {
+    var zone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone) hint.textContent = "Your time (" + zone.replace(/_/g, " ") + ")";
+  });
+
+  // A due time is read on the clock of its own date (daylight saving may differ from today's).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("[data-task-form]")) return;
+    var due = form.querySelector("input[name=due]");
+    var field = form.querySelector("[data-tz-offset]");
+    var at = due && due.value ? new Date(due.value) : new Date();
+    if (field && !isNaN(at.getTime())) field.value = String(-at.getTimezoneOffset());
+  });
+
+  // Completing a task updates its row in place; if the server refuses, the form posts normally
+  // so the error page says why.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("[data-task-toggle]") || !window.fetch || !window.URLSearchParams) return;
+    event.preventDefault();
+    var button = form.querySelector("[role=checkbox]");
+    var next = form.querySelector("[data-task-done]");
+    var row = form.closest("[data-task-row]");
+    button.disabled = true;
+    window.meridianFetch(form.action, {
+      method: "POST",
+      headers: { "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form)).toString()
+    }).then(function (response) {
+      if (!response.ok) throw new Error("refused");
+      return response.json();
+    }).then(function (task) {
+      button.setAttribute("aria-checked", task.done ? "true" : "false");
+      next.value = task.done ? "0" : "1";
+      if (row) row.classList.toggle("is-done", task.done);
+      button.disabled = false;
+    }).catch(function () {
+      form.submit();
+    });
+  });
+
+  // Pipeline form: rows keep a position number (what the server orders by); dragging a row by
+  // its grip, or pressing the arrow keys on the grip, moves it and renumbers.
+  var live = null;
+  var announce = function (text) {
+    if (!live) {
+      live = document.createElement("div");
+      live.className = "sr-only";
+      live.setAttribute("aria-live", "polite");
+      document.body.appendChild(live);
+    }
+    live.textContent = text;
+  };
+  var rowsOf = function (body) {
+    return Array.prototype.filter.call(body.children, function (row) { return row.matches("[data-sort-row]"); });
+  };
+  var renumber = function (body) {
+    rowsOf(body).forEach(function (row, index) {
+      var position = row.querySelector("[data-position]");
+      if (position) position.value = String(index + 1);
+    });
+  };
+  var slug = function (text) {
+    return text.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^[0-9_]+/, "").slice(0, 40).replace(/_+$/, "");
+  };
+  var syncOptions = function (select) {
+    var cell = select.closest("[data-sort-row]").querySelector("[data-options]");
+    if (!cell) return;
+    var on = select.value === "select" || select.value === "multi_select";
+    cell.classList.toggle("is-off", !on);
+    cell.querySelectorAll("input").forEach(function (input) { input.disabled = !on; });
+  };
+
+  document.querySelectorAll("[data-sortable]").forEach(function (body) {
+    body.classList.add("is-sortable");
+    var dragged = null;
+    // Only a row grabbed by its grip drags, so text in its inputs can still be selected.
+    body.addEventListener("mousedown", function (event) {
+      var grip = event.target.closest("[data-grip]");
+      if (grip) grip.closest("[data-sort-row]").draggable = true;
+    });
+    body.addEventListener("mouseup", function () {
+      if (!dragged) rowsOf(body).forEach(function (row) { row.draggable = false; });
+    });
+    body.addEventListener("dragstart", function (event) {
+      var row = event.target.closest && event.target.closest("[data-sort-row]");
+      if (!row || !row.draggable) return;
+      dragged = row;
+      row.classList.add("is-dragging");
+      event.dataTransfer.effectAllowed = "move";
+      event.dataTransfer.setData("text/plain", "");
+    });
+    body.addEventListener("dragover", function (event) {
+      if (!dragged) return;
+      event.preventDefault();
+      var row = event.target.closest("[data-sort-row]");
+      if (!row || row === dragged || row.parentNode !== body) return;
+      var box = row.getBoundingClientRect();
+      body.insertBefore(dragged, event.clientY > box.top + box.height / 2 ? row.nextSibling : row);
+    });
+    body.addEventListener("drop", function (event) {
+      if (dragged) event.preventDefault();
+    });
+    body.addEventListener("dragend", function () {
+      if (!dragged) return;
+      dragged.classList.remove("is-dragging");
+      dragged.draggable = false;
+      dragged = null;
+      renumber(body);
+    });
+    body.addEventListener("keydown", function (event) {
+      var grip = event.target.closest("[data-grip]");
+      if (!grip || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
+      event.preventDefault();
+      var row = grip.closest("[data-sort-row]");
+      var rows = rowsOf(body);
+      var index = rows.indexOf(row);
+      var target = event.key === "ArrowUp" ? rows[index - 1] : rows[index + 1];
+      if (!target) return;
+      body.insertBefore(row, event.key === "ArrowUp" ? target : target.nextSibling);
+      grip.focus();
+      renumber(body);
+      announce("Moved to position " + (rowsOf(body).indexOf(row) + 1) + " of " + rows.length);
+    });
+    // Keys a person typed are theirs; untouched ones follow the label.
+    body.querySelectorAll("[data-sort-row]").forEach(function (row) {
+      var source = row.querySelector("[data-slug-source]");
+      var target = row.querySelector("[data-slug-target]");
+      if (source && target && target.value && target.value !== slug(source.value)) target.setAttribute("data-touched", "");
+    });
+  });
+
+  document.querySelectorAll("[data-add-row]").forEach(function (button) {
+    var list = button.getAttribute("data-add-row");
+    var template = document.querySelector('template[data-row-template="' + list + '"]');
+    var body = document.querySelector('[data-sortable="' + list + '"]');
+    if (!template || !body) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      // Row indexes only need to be unique; the position numbers carry the order.
+      var next = 0;
+      body.querySelectorAll("[name]").forEach(function (input) {
+        var match = input.name.match(/^[a-z]+\[(\d+)\]/);
+        if (match) next = Math.max(next, parseInt(match[1], 10) + 1);
+      });
+      var holder = document.createElement("tbody");
+      holder.innerHTML = template.innerHTML.replace(/__i__/g, String(next));
+      var row = holder.querySelector("[data-sort-row]");
+      body.appendChild(row);
+      renumber(body);
+      row.querySelectorAll("[data-field-type]").forEach(syncOptions);
+      var first = row.querySelector("[data-slug-source]");
+      if (first) first.focus();
+    });
+  });
+
+  document.addEventListener("input", function (event) {
+    var target = event.target;
+    if (target.matches("[data-slug-target]")) target.setAttribute("data-touched", "");
+    if (!target.matches("[data-slug-source]")) return;
+    var key = target.closest("[data-sort-row]").querySelector("[data-slug-target]");
+    if (key && !key.hasAttribute("data-touched")) key.value = slug(target.value);
+  });
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches("[data-remove]")) target.closest("[data-sort-row]").classList.toggle("is-removed", target.checked);
+    if (target.matches("[data-field-type]")) syncOptions(target);
+  });
+  document.querySelectorAll("[data-field-type]").forEach(syncOptions);
 })();

@@ -7,6 +7,9 @@ pub mod input;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod web;
+
+pub use web::web_routes;
 
 use axum::Router;
 use axum::routing::{get, post};

@@ -861,3 +861,19 @@ pub async fn stats(state: &AppState, ctx: &Ctx, params: &[(String, String)]) -> 
         pipelines,
     })
 }
+
+/// How many leads a list request matches, and how many wait in handoff stages `ctx` may accept.
+pub async fn counts(state: &AppState, ctx: &Ctx, params: &[(String, String)]) -> AppResult<(i64, i64)> {
+    let mut tx = state.db.tenant_read(&ctx.tenant).await?;
+    let (query, pipelines) = parse_list(&mut tx, ctx, params).await?;
+    let total = store::count(&mut tx, &query).await?;
+    let queue = ListQuery {
+        only: Some(handoff_stages(ctx, &pipelines)),
+        hidden: query.hidden.clone(),
+        pipeline_id: query.pipeline_id.clone(),
+        ..ListQuery::default()
+    };
+    let waiting = store::count(&mut tx, &queue).await?;
+    tx.commit().await?;
+    Ok((total, waiting))
+}

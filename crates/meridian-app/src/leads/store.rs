@@ -535,3 +535,17 @@ pub async fn org_region(tx: &mut TenantTx) -> sqlx::Result<String> {
         .await?;
     Ok(region)
 }
+
+/// Active members someone can assign a lead or task to, by name (pickers in the web pages).
+#[tracing::instrument(skip_all)]
+pub async fn assignable_members(tx: &mut TenantTx) -> sqlx::Result<Vec<(String, String)>> {
+    let org_id = tx.org_id();
+    tx.fetch_all(
+        sql(
+            "SELECT m.user_id, u.name FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 AND m.disabled = false ORDER BY lower(u.name), m.user_id LIMIT 500",
+        )
+        .bind(&org_id),
+    )
+    .await
+}

@@ -70,6 +70,7 @@ pub fn routes() -> Router<AppState> {
             get(apikeys::web::revoke_confirm).post(apikeys::web::revoke_submit),
         )
         .route("/settings/audit-log", get(audit::web::page))
+        .merge(crate::leads::web_routes())
         .fallback(not_found)
 }
 

@@ -3,6 +3,7 @@
 mod auth;
 mod conventions;
 mod keys;
+mod lead_pages;
 mod leads;
 mod members;
 mod tenancy;

@@ -19,7 +19,7 @@ use crate::config::AppConfig;
 use crate::http::client::REQUEST_ID_HEADER;
 use crate::http::middleware;
 use crate::state::{AppState, Shared};
-use crate::{apikeys, audit, auth, leads, ops, orgs, pipelines, views, web};
+use crate::{apikeys, audit, auth, imports, leads, ops, orgs, pipelines, views, web};
 
 /// Builds the shared state: loads (or creates) the instance secrets and warms the hasher.
 pub async fn build_state(db: Db, config: AppConfig) -> anyhow::Result<AppState> {
@@ -65,6 +65,7 @@ fn api_routes() -> Router<AppState> {
         .route("/audit-log", get(audit::api::list))
         .merge(pipelines::api_routes())
         .merge(leads::api_routes())
+        .merge(imports::api_routes())
         .merge(views::api_routes())
         .fallback(api_not_found)
 }
@@ -97,6 +98,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::body_limit,
         ))
+        // Uploads join here, under the outer layers only: they have their own body limit.
+        .merge(imports::upload_routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::security_headers,

@@ -1,5 +1,6 @@
 //! The background worker's duties until the job queue arrives: purge expired sessions, tokens,
-//! throttling rows and setup tokens. Runs in `serve` (in-process) and in `meridian worker`.
+//! throttling rows and setup tokens, and resume imports whose runner died. Runs in `serve`
+//! (in-process) and in `meridian worker`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -47,6 +48,15 @@ pub async fn run_worker(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "purged expired credentials"),
                     Err(error) => tracing::error!(error = ?error, "housekeeping pass failed; will retry"),
+                }
+                // Imports whose runner died (a restart mid-import) continue in the background.
+                if let Err(error) = crate::imports::service::resume_stale(
+                    &db,
+                    crate::imports::service::STALE_AFTER,
+                )
+                .await
+                {
+                    tracing::error!(error = ?error, "resuming imports failed; will retry");
                 }
             }
         }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod housekeeping;
 pub mod http;
+pub mod imports;
 pub mod leads;
 pub mod notes;
 pub mod openapi;

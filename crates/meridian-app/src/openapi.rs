@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks, views};
+use crate::{apikeys, audit, auth, imports, leads, notes, ops, orgs, pipelines, tasks, views};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,8 @@ use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks, vie
         tasks::api::create, tasks::api::get, tasks::api::update, tasks::api::delete,
         tasks::api::complete, tasks::api::uncomplete, tasks::api::list,
         views::api::list, views::api::create, views::api::update, views::api::delete,
+        imports::api::upload, imports::api::validate, imports::api::commit, imports::api::get,
+        imports::api::list, imports::api::errors_csv, leads::export::export,
         ops::health, ops::ready,
     ),
     modifiers(&BearerAuth),
@@ -45,6 +47,7 @@ use crate::{apikeys, audit, auth, leads, notes, ops, orgs, pipelines, tasks, vie
         (name = "leads", description = "Leads, cases and intended parents: the records a team works"),
         (name = "notes", description = "Rich-text notes on a lead"),
         (name = "tasks", description = "Calls, emails, meetings and follow-ups"),
+        (name = "imports", description = "Lead imports from CSV and XLSX: upload, map, dry run, commit"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

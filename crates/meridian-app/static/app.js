@@ -132,6 +132,7 @@
     var dragged = null;
     var counter = function (column, delta) {
       var count = column.querySelector("[data-count]");
+      if (!count) return;
       count.textContent = String(Math.max(0, parseInt(count.textContent, 10) + delta));
       var empty = column.querySelector("[data-empty]");
       if (empty) empty.remove();
@@ -178,6 +179,8 @@
       }).then(function (response) {
         if (response.ok) {
           card.setAttribute("data-stage", stage);
+          // Handed off to a role the mover does not have: it leaves their board.
+          if (!column.querySelector("[data-count]")) card.remove();
           say("Moved to " + column.querySelector(".kcol-title").textContent.trim() + ".");
           return;
         }
@@ -444,4 +447,42 @@
     if (target.matches("[data-field-type]")) syncOptions(target);
   });
   document.querySelectorAll("[data-field-type]").forEach(syncOptions);
+})();
+
+// Import progress: while an import runs, its page polls the import every second and updates the
+// bar and counts in place (without JavaScript the page offers a Refresh link instead), then
+// reloads once it ends to show the final report.
+(function () {
+  "use strict";
+  var labels = { running: "Importing", completed: "Completed", failed: "Failed" };
+  document.querySelectorAll("[data-import-progress]").forEach(function (box) {
+    if (box.getAttribute("data-status") !== "running") return;
+    var url = box.getAttribute("data-import-progress");
+    var field = function (name) { return box.querySelector('[data-field="' + name + '"]'); };
+    var set = function (name, text) { var el = field(name); if (el) el.textContent = text; };
+    var refresh = box.querySelector("[data-refresh]");
+    if (refresh) refresh.hidden = true;
+    var tick = function () {
+      window.meridianFetch(url, { headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (data) {
+          if (!data) { setTimeout(tick, 2000); return; }
+          var bar = field("bar");
+          if (bar) { bar.value = data.progress.percent; bar.textContent = data.progress.percent + "%"; }
+          set("rows", data.progress.rows_done + " of " + data.progress.rows_total + " rows");
+          ["created", "updated", "skipped", "failed"].forEach(function (k) { set(k, data.counts[k]); });
+          var status = field("status");
+          if (status) {
+            status.textContent = labels[data.status] || data.status;
+            status.className = "badge import-status-" + data.status;
+          }
+          var errors = box.querySelector("[data-errors-link]");
+          if (errors && data.counts.failed > 0) errors.hidden = false;
+          if (data.status === "running") setTimeout(tick, 1000);
+          else window.location.reload();
+        })
+        .catch(function () { setTimeout(tick, 2000); });
+    };
+    setTimeout(tick, 1000);
+  });
 })();

@@ -6,6 +6,7 @@
 //! issued straight through the database layer (the "floor"). See BENCHMARKS.md.
 
 mod api;
+mod crm;
 mod load;
 mod machine;
 mod report;
@@ -27,6 +28,36 @@ enum Command {
     /// The HTTP API against the raw-driver floor: GET /auth/me, GET /members, POST /auth/login
     /// (and GET /health for the cost of HTTP alone).
     Api(ApiArgs),
+    /// The CRM at scale: a million leads in one organization (and ten others), then list,
+    /// filter, search, detail and stats requests against the latency targets.
+    Crm(CrmArgs),
+}
+
+#[derive(clap::Args)]
+struct CrmArgs {
+    #[arg(long, value_enum, default_value = "both")]
+    engine: EngineChoice,
+    /// Leads in the benchmarked organization.
+    #[arg(long, default_value_t = 1_000_000)]
+    leads: u64,
+    /// Other organizations in the same database.
+    #[arg(long, default_value_t = 10)]
+    other_orgs: u32,
+    /// Leads in each other organization.
+    #[arg(long, default_value_t = 10_000)]
+    other_leads: u64,
+    /// Members of the benchmarked organization (leads are spread among them).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    members: u32,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Unrecorded warm-up seconds before each scenario.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,11 +168,7 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
         ping_on_acquire: args.ping_on_acquire,
         scenarios: args.scenarios,
     };
-    let engines = match args.engine {
-        EngineChoice::Sqlite => vec![Engine::Sqlite],
-        EngineChoice::Postgres => vec![Engine::Postgres],
-        EngineChoice::Both => vec![Engine::Sqlite, Engine::Postgres],
-    };
+    let engines = engines_of(args.engine);
     let started = now_text();
     let mut reports = Vec::new();
     for engine in engines {
@@ -171,9 +198,46 @@ async fn api(args: ApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn engines_of(choice: EngineChoice) -> Vec<Engine> {
+    match choice {
+        EngineChoice::Sqlite => vec![Engine::Sqlite],
+        EngineChoice::Postgres => vec![Engine::Postgres],
+        EngineChoice::Both => vec![Engine::Sqlite, Engine::Postgres],
+    }
+}
+
+async fn crm(args: CrmArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; run with --release for meaningful numbers");
+    }
+    let settings = crm::Settings {
+        leads: args.leads,
+        other_orgs: args.other_orgs,
+        other_leads: args.other_leads,
+        members: args.members as usize,
+        concurrency: args.concurrency as usize,
+        window: load::Window {
+            warmup: seconds(args.warmup, "warmup")?,
+            duration: seconds(args.duration, "duration")?,
+        },
+    };
+    let started = now_text();
+    for engine in engines_of(args.engine) {
+        eprintln!("{}:", engine.as_str());
+        let report = crm::run_engine(engine, &settings).await?;
+        println!("{}", crm::text(&report, &settings));
+    }
+    print!(
+        "{}",
+        report::environment(&machine::Machine::probe(), &started, &command_line())
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Api(args) => api(args).await,
+        Command::Crm(args) => crm(args).await,
     }
 }

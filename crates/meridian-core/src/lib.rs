@@ -7,6 +7,7 @@ pub mod email;
 pub mod password;
 pub mod pipeline;
 pub mod roles;
+pub mod search;
 pub mod validation;
 
 pub use roles::{Permission, Role};

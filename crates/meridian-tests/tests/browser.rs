@@ -38,6 +38,16 @@ async fn browser_journey_postgres() {
     journey(Engine::Postgres, false).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_journey_sqlite() {
+    crm_journey(Engine::Sqlite, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_journey_postgres() {
+    crm_journey(Engine::Postgres, false).await;
+}
+
 /// chromedriver as a child in its own process group. Dropping it (also when the test panics)
 /// kills every process of that group, so no chromedriver or Chromium outlives the test.
 struct Driver {
@@ -404,4 +414,216 @@ async fn journey(engine: Engine, screenshots: bool) {
     owner.close().await;
     drop(driver);
     eprintln!("browser journey on {engine:?}: {:.1?}", started.elapsed());
+}
+
+/// Signs a browser in through the login form.
+async fn sign_in(session: &Session, email: &str, password: &str) {
+    session.goto("/login").await;
+    session.fill("#email", email).await;
+    session.fill("#password", password).await;
+    session.submit("/login").await;
+    session.css(".hero-title").await;
+}
+
+/// Drags a kanban card onto a column the way a mouse would, with HTML5 drag events (WebDriver's
+/// pointer actions do not start native drag and drop in Chromium).
+async fn drag_card(session: &Session, lead_id: &str, stage: &str) {
+    let script = format!(
+        "const card = document.querySelector('[data-lead=\"{lead_id}\"]');\
+         const column = document.querySelector('[data-column=\"{stage}\"] [data-cards]');\
+         const data = new DataTransfer();\
+         const fire = (el, type) => el.dispatchEvent(new DragEvent(type, {{bubbles: true, cancelable: true, dataTransfer: data}}));\
+         fire(card, 'dragstart'); fire(column, 'dragover'); fire(column, 'drop'); fire(card, 'dragend');\
+         return true;"
+    );
+    session.js(&script).await;
+}
+
+/// The CRM a team works in: the demo organization's cases, a new case created through the form,
+/// a note in the editor, a task completed, a card dragged across the board (and a refusal), an
+/// intake specialist handing a case off and a case manager accepting it; screenshots of each page.
+async fn crm_journey(engine: Engine, screenshots: bool) {
+    let started = Instant::now();
+    let driver = Driver::start().await;
+    let app = spawn_app(engine).await;
+    let dir = screenshots.then(screenshot_dir);
+    let people = meridian_app::demo::seed_demo(&app.state)
+        .await
+        .expect("demo data");
+    let person = |role: &str| {
+        people
+            .iter()
+            .find(|p| p.role.as_str() == role)
+            .map(|p| (p.email, p.password.clone()))
+            .expect("demo person")
+    };
+    let (owner_email, owner_password) = person("owner");
+    let owner = driver.session(&app.base, dir.as_deref()).await;
+    sign_in(&owner, owner_email, &owner_password).await;
+    let cases_link = owner.css("a.nav-item[href^='/leads?pipeline_id=']").await;
+    let cases_href = cases_link
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("a link");
+    let pipeline_id = cases_href
+        .trim_start_matches("/leads?pipeline_id=")
+        .to_owned();
+
+    // A new case through the form.
+    owner.goto(&cases_href).await;
+    owner.css("table.lead-table").await;
+    owner
+        .click(&format!("a[href='/leads/new?pipeline_id={pipeline_id}']"))
+        .await;
+    owner.fill("#lf-first_name", "Valentina").await;
+    owner.fill("#lf-last_name", "Okafor").await;
+    owner
+        .fill("#lf-email", "valentina.okafor@example.com")
+        .await;
+    owner.fill("#lf-phone", "(602) 555-0199").await;
+    owner.fill("#lf-state", "Arizona").await;
+    owner.submit("/leads/new").await;
+    owner.wait_text("data-toast", "Created").await;
+    let url = owner.c.current_url().await.expect("url");
+    let lead_id = url.path().trim_start_matches("/leads/").to_owned();
+    assert_eq!(owner.text(".lead-name").await, "Valentina Okafor");
+    assert!(owner.text(".lead-meta").await.contains("+16025550199"));
+
+    // A note through the rich-text editor.
+    owner
+        .click(&format!("a[href='/leads/{lead_id}?tab=notes']"))
+        .await;
+    let editor = owner.css(".editor").await;
+    editor.click().await.expect("focus the editor");
+    editor
+        .send_keys("Prefers evening calls")
+        .await
+        .expect("type a note");
+    owner.click("[data-cmd='bold']").await;
+    owner.submit(&format!("/leads/{lead_id}/notes")).await;
+    owner.wait_text("data-toast", "Note added").await;
+    assert!(
+        owner
+            .text(".note-body")
+            .await
+            .contains("Prefers evening calls")
+    );
+
+    // A task, completed from its checkbox.
+    owner
+        .click(&format!("a[href='/leads/{lead_id}?tab=tasks']"))
+        .await;
+    owner.fill("#task-title", "Send the application pack").await;
+    owner.submit(&format!("/leads/{lead_id}/tasks")).await;
+    owner.wait_text("data-toast", "Task added").await;
+    owner.click(".task .task-check").await;
+    owner.css(".task.task-done").await;
+
+    // The board: drag the new case from New to Contacted.
+    let board = format!("/leads/board?pipeline_id={pipeline_id}");
+    owner.goto(&board).await;
+    owner.css(&format!("[data-lead='{lead_id}']")).await;
+    drag_card(&owner, &lead_id, "contacted").await;
+    owner
+        .wait_text("data-board-toast", "Moved to Contacted")
+        .await;
+    owner
+        .css(&format!(
+            "[data-column='contacted'] [data-lead='{lead_id}']"
+        ))
+        .await;
+    owner.c.refresh().await.expect("reload");
+    owner
+        .css(&format!(
+            "[data-column='contacted'] [data-lead='{lead_id}']"
+        ))
+        .await;
+
+    // A viewer may look but not move: the drop is refused with the reason and the card goes back.
+    let (viewer_email, viewer_password) = person("viewer");
+    let viewer = driver.session(&app.base, None).await;
+    sign_in(&viewer, viewer_email, &viewer_password).await;
+    viewer.goto(&board).await;
+    viewer.css(&format!("[data-lead='{lead_id}']")).await;
+    drag_card(&viewer, &lead_id, "qualified").await;
+    viewer
+        .wait_text("data-board-toast", "does not allow leads.write")
+        .await;
+    viewer
+        .css(&format!(
+            "[data-column='contacted'] [data-lead='{lead_id}']"
+        ))
+        .await;
+    viewer.close().await;
+
+    // An intake specialist does not see case managers' stages, and hands the case off.
+    let (intake_email, intake_password) = person("intake");
+    let intake = driver.session(&app.base, None).await;
+    sign_in(&intake, intake_email, &intake_password).await;
+    intake.goto(&board).await;
+    intake.css(&format!("[data-lead='{lead_id}']")).await;
+    let columns = intake
+        .js("return [...document.querySelectorAll('[data-column]')].map(c => c.dataset.column);")
+        .await;
+    assert!(
+        !columns.to_string().contains("pending_match"),
+        "case manager stages are hidden: {columns}"
+    );
+    // Hand it off from the lead page instead.
+    intake.goto(&format!("/leads/{lead_id}")).await;
+    intake.select("#stage-select", "pending_handoff").await;
+    intake.click("#stage-select ~ button[type=submit]").await;
+    intake.wait_text("data-toast", "Handed off").await;
+    intake.goto(&format!("/leads/{lead_id}")).await;
+    intake
+        .wait_text("class", "does not exist or you cannot see it")
+        .await;
+    intake.close().await;
+
+    // The case manager accepts it from the handoff queue.
+    let (cm_email, cm_password) = person("case_manager");
+    let cm = driver.session(&app.base, None).await;
+    sign_in(&cm, cm_email, &cm_password).await;
+    cm.goto(&format!("/leads?pipeline_id={pipeline_id}&queue=handoff"))
+        .await;
+    cm.css(&format!("a.lead-link[href='/leads/{lead_id}']"))
+        .await
+        .click()
+        .await
+        .expect("open");
+    cm.click("button[data-accept]").await;
+    cm.wait_text("data-toast", "Handoff accepted").await;
+    assert!(cm.text(".lead-meta").await.contains("Pending match"));
+    cm.close().await;
+
+    let pages = [
+        ("dashboard", "/".to_owned(), ".stats"),
+        ("cases", cases_href.clone(), "table.lead-table"),
+        ("cases-board", board.clone(), ".kcol"),
+        ("case-overview", format!("/leads/{lead_id}"), ".lead-name"),
+        (
+            "case-notes",
+            format!("/leads/{lead_id}?tab=notes"),
+            ".note-body",
+        ),
+        (
+            "case-activity",
+            format!("/leads/{lead_id}?tab=activity"),
+            ".timeline",
+        ),
+        (
+            "case-new",
+            format!("/leads/new?pipeline_id={pipeline_id}"),
+            "#lf-first_name",
+        ),
+        ("tasks", "/tasks".to_owned(), ".content"),
+        ("pipelines", "/settings/pipelines".to_owned(), ".content"),
+    ];
+    for (name, path, ready) in pages {
+        owner.shoot(name, &path, ready).await;
+    }
+    owner.close().await;
+    drop(driver);
+    eprintln!("CRM journey on {engine:?}: {:.1?}", started.elapsed());
 }

@@ -82,6 +82,32 @@ pub struct SeedArgs {
 }
 
 #[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Import leads from a CSV or XLSX file into a pipeline: the same upload, dry run and
+    /// chunked commit as the web wizard, run here with a progress bar.
+    Leads {
+        /// The CSV (UTF-8) or XLSX file; its first row names the columns.
+        file: std::path::PathBuf,
+        /// The organization's id.
+        #[arg(long)]
+        org: String,
+        /// The pipeline's id or name.
+        #[arg(long)]
+        pipeline: String,
+        /// A JSON file mapping columns to lead fields: {"E-mail": "email", "Budget":
+        /// "custom_fields.budget", "Notes": null}.
+        #[arg(long, conflicts_with = "auto", value_name = "FILE")]
+        mapping: Option<std::path::PathBuf>,
+        /// Use the suggested mapping (the last one used for these headers, or guessed from them).
+        #[arg(long)]
+        auto: bool,
+        /// What to do with rows whose email or phone matches an active lead.
+        #[arg(long, default_value = "skip", value_parser = ["skip", "update", "create"])]
+        on_duplicate: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective settings and where each came from; check the database.
     Check,
@@ -502,5 +528,129 @@ pub async fn config(config: Option<&str>, command: ConfigCommand) -> anyhow::Res
             println!("configuration OK");
         }
     }
+    Ok(())
+}
+
+pub async fn import(config: Option<&str>, command: ImportCommand) -> anyhow::Result<()> {
+    use meridian_app::imports::{plan::OnDuplicate, service};
+
+    let ImportCommand::Leads {
+        file,
+        org,
+        pipeline,
+        mapping,
+        auto,
+        on_duplicate,
+    } = command;
+    if mapping.is_none() && !auto {
+        bail!("choose the mapping: --mapping FILE (JSON {{\"column\": \"field\"}}) or --auto");
+    }
+    let on_duplicate = OnDuplicate::parse(&on_duplicate)
+        .with_context(|| format!("--on-duplicate {on_duplicate:?}"))?;
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let chosen: Option<std::collections::BTreeMap<String, Option<String>>> = match &mapping {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} must be a JSON object of column names to lead fields (or null)",
+                    path.display()
+                )
+            })?)
+        }
+        None => None,
+    };
+    let (_settings, db) = open_for_cli(config).await?;
+    let tenant = Tenant::for_verified_credentials(&org, None);
+    let mut tx = db.tenant_read(&tenant).await?;
+    let found = meridian_app::orgs::store::get_org(&mut tx).await;
+    let pipelines = meridian_app::pipelines::store::list(&mut tx).await?;
+    tx.commit().await?;
+    let row = found.with_context(|| format!("no organization with id {org}"))?;
+    let Some(target) = pipelines.iter().find(|p| p.id == pipeline).or_else(|| {
+        pipelines
+            .iter()
+            .find(|p| p.spec.name.eq_ignore_ascii_case(&pipeline))
+    }) else {
+        let names: Vec<&str> = pipelines.iter().map(|p| p.spec.name.as_str()).collect();
+        bail!(
+            "no pipeline {pipeline:?} in this organization; it has: {}",
+            names.join(", ")
+        );
+    };
+    let ctx = Ctx::operator(
+        OrgRef {
+            id: row.id,
+            name: row.name,
+        },
+        "meridian CLI",
+    );
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upload.csv".to_owned());
+    let uploaded = service::upload(&db, &ctx, &target.id, &file_name, bytes)
+        .await
+        .map_err(describe)?;
+    let id = uploaded.import.id.clone();
+    println!(
+        "Read {} rows from {file_name} ({} empty rows skipped) into {}.",
+        uploaded.import.rows_total, uploaded.import.empty_rows, target.spec.name
+    );
+    let mapping = chosen.unwrap_or_else(|| service::mapping_of(&uploaded.import));
+    for (column, field) in &mapping {
+        println!(
+            "  {column:<28} -> {}",
+            field.as_deref().unwrap_or("(not imported)")
+        );
+    }
+    let (report, problems) = service::validate(&db, &ctx, &id, &mapping, on_duplicate)
+        .await
+        .map_err(describe)?;
+    println!(
+        "Checked: {} to create, {} to update, {} to skip, {} with problems.",
+        report.would_create, report.would_update, report.would_skip, report.failed
+    );
+    for problem in problems.iter().take(10) {
+        println!(
+            "  row {}: {}{}",
+            problem.row,
+            if problem.column.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", problem.column)
+            },
+            problem.message
+        );
+    }
+    let run = service::start(&db, &ctx, &id).await.map_err(describe)?;
+    let bar = indicatif::ProgressBar::new(u64::try_from(uploaded.import.rows_total).unwrap_or(0));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40.cyan/blue} {pos}/{len} rows ({per_sec}, {eta} left) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    let end = service::run(&db, &run, None, &|p| {
+        bar.set_position(u64::try_from(p.rows_done).unwrap_or(0));
+        bar.set_message(format!(
+            "{} created, {} updated, {} skipped, {} failed",
+            p.created, p.updated, p.skipped, p.failed
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    end?;
+    let done = service::get(&db, &ctx, &id).await.map_err(describe)?;
+    println!(
+        "Import {id} {}: {} created, {} updated, {} skipped, {} failed.",
+        done.status, done.created, done.updated, done.skipped, done.failed
+    );
+    if done.failed > 0 {
+        println!(
+            "Every problem, by row and column: GET /api/v1/imports/{id}/errors.csv or the page /leads/import/{id}."
+        );
+    }
+    db.close().await;
     Ok(())
 }

@@ -44,6 +44,9 @@ enum Command {
     /// Inspect configuration.
     #[command(subcommand)]
     Config(commands::ConfigCommand),
+    /// Import records from files.
+    #[command(subcommand)]
+    Import(commands::ImportCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
             Command::User(command) => commands::user(config, command).await,
             Command::Seed(args) => commands::seed(config, args).await,
             Command::Config(command) => commands::config(config, command).await,
+            Command::Import(command) => commands::import(config, command).await,
         }
     });
     match result {

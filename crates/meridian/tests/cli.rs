@@ -249,3 +249,133 @@ fn worker_runs_alone_and_stops_on_sigterm() {
         "{out}"
     );
 }
+
+#[test]
+fn cli_imports_leads_from_a_csv() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = meridian(
+        dir.path(),
+        &[
+            "org",
+            "create",
+            "--name",
+            "Acme Growth",
+            "--owner-email",
+            "ada@acme.test",
+            "--owner-name",
+            "Ada Lovelace",
+        ],
+        &[],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let out = text(&created);
+    let org_id = out
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("org id in output")
+        .to_owned();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "Given,Email,Phone,Budget\nGrace,grace@example.com,(415) 555-0124,\"1,200\"\n\
+         Alan,alan@example.com,not a phone,\nAda,ada@example.com,,\n",
+    )
+    .expect("csv");
+    let file = csv.to_str().expect("path");
+
+    let unmapped = meridian(
+        dir.path(),
+        &[
+            "import",
+            "leads",
+            file,
+            "--org",
+            &org_id,
+            "--pipeline",
+            "Leads",
+        ],
+        &[],
+    );
+    assert!(!unmapped.status.success());
+    assert!(text(&unmapped).contains("--auto"), "{}", text(&unmapped));
+    let no_pipeline = meridian(
+        dir.path(),
+        &[
+            "import",
+            "leads",
+            file,
+            "--org",
+            &org_id,
+            "--pipeline",
+            "Nope",
+            "--auto",
+        ],
+        &[],
+    );
+    assert!(!no_pipeline.status.success());
+    assert!(
+        text(&no_pipeline).contains("Leads"),
+        "{}",
+        text(&no_pipeline)
+    );
+
+    let mapping = dir.path().join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"Given": "first_name", "Email": "email", "Phone": "phone", "Budget": "custom_fields.budget"}"#,
+    )
+    .expect("mapping");
+    let imported = meridian(
+        dir.path(),
+        &[
+            "import",
+            "leads",
+            file,
+            "--org",
+            &org_id,
+            "--pipeline",
+            "Leads",
+            "--mapping",
+            mapping.to_str().expect("path"),
+        ],
+        &[],
+    );
+    let out = text(&imported);
+    assert!(imported.status.success(), "{out}");
+    assert!(out.contains("Read 3 rows from people.csv"), "{out}");
+    assert!(out.contains("row 3: Phone: phone "), "{out}");
+    assert!(
+        out.contains("completed: 2 created, 0 updated, 0 skipped, 1 failed."),
+        "{out}"
+    );
+
+    // The same headers again: the saved mapping is suggested, and duplicates are updated.
+    let again = meridian(
+        dir.path(),
+        &[
+            "import",
+            "leads",
+            file,
+            "--org",
+            &org_id,
+            "--pipeline",
+            "Leads",
+            "--auto",
+            "--on-duplicate",
+            "update",
+        ],
+        &[],
+    );
+    let out = text(&again);
+    assert!(again.status.success(), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("Given") && l.ends_with("-> first_name")),
+        "{out}"
+    );
+    assert!(
+        out.contains("completed: 0 created, 2 updated, 0 skipped, 1 failed."),
+        "{out}"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod api;
+pub mod export;
 pub mod input;
 pub mod query;
 pub mod service;

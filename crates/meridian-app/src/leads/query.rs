@@ -115,6 +115,19 @@ impl SortColumn {
         }
     }
 
+    /// The sort key wrapped in a no-op that no index matches (see `order_and_keyset`).
+    fn unindexed_expression(self, engine: Engine) -> String {
+        let expr = self.expression();
+        match (engine, self) {
+            (Engine::Sqlite, _) => format!("+{expr}"),
+            (Engine::Postgres, SortColumn::Number) => format!("({expr} + 0)"),
+            (Engine::Postgres, SortColumn::CreatedAt | SortColumn::UpdatedAt) => {
+                format!("({expr} + INTERVAL '0 seconds')")
+            }
+            (Engine::Postgres, _) => format!("({expr} || '')"),
+        }
+    }
+
     fn key_of(self, row: &LeadRow) -> String {
         let time = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
         match self {
@@ -348,11 +361,7 @@ impl ListQuery {
                 "updated_after" => q.updated_after = time(&mut v, name, value),
                 "updated_before" => q.updated_before = time(&mut v, name, value),
                 "q" => {
-                    q.search = value
-                        .to_lowercase()
-                        .split_whitespace()
-                        .map(str::to_owned)
-                        .collect();
+                    q.search = meridian_core::search::query_words(value);
                     if q.search.len() > MAX_SEARCH_TERMS {
                         v.add(name, format!("must have at most {MAX_SEARCH_TERMS} words"));
                     }
@@ -489,9 +498,12 @@ impl ListQuery {
                 "EXISTS (SELECT 1 FROM lead_tags t WHERE t.org_id = l.org_id AND t.lead_id = l.id AND t.tag = {p})"
             ));
         }
-        if let Some(priority) = self.priority {
-            let p = b.push(Arg::Bool(Some(priority)));
-            b.condition(format!("l.is_priority = {p}"));
+        // Written as a literal, not a parameter, so PostgreSQL's generic plans can still use the
+        // partial index on priority leads.
+        match self.priority {
+            Some(true) => b.condition("l.is_priority".to_owned()),
+            Some(false) => b.condition("NOT l.is_priority".to_owned()),
+            None => {}
         }
         for (column, bound, op) in [
             ("created_at", self.created_after, ">="),
@@ -504,9 +516,9 @@ impl ListQuery {
                 b.condition(format!("l.{column} {op} {p}"));
             }
         }
-        for term in &self.search {
-            let p = b.text(&format!("%{}%", escape_like(term)));
-            b.condition(format!("l.search_text LIKE {p} ESCAPE '\\'"));
+        if !self.search.is_empty() {
+            let condition = search_condition(&mut b, engine, &org, &self.search);
+            b.condition(condition);
         }
         if let Some(ids) = &self.ids {
             let list: Vec<String> = ids.iter().map(|id| b.text(id)).collect();
@@ -524,8 +536,17 @@ impl ListQuery {
     }
 
     /// The `ORDER BY` clause and the keyset condition that resumes after the cursor.
-    pub fn order_and_keyset(&self, b: &mut SqlBuilder) -> (String, String) {
-        let expr = self.sort.expression();
+    pub fn order_and_keyset(&self, b: &mut SqlBuilder, engine: Engine) -> (String, String) {
+        // A search matches few leads: fetch them from the full-text index and sort them, rather
+        // than walk a sort index testing every lead until a page is found (seconds on a million
+        // rows when matches are rare). Wrapping the sort key in a no-op keeps both planners from
+        // choosing an index for the order.
+        let expr = if self.search.is_empty() {
+            self.sort.expression().to_owned()
+        } else {
+            self.sort.unindexed_expression(engine)
+        };
+        let expr = expr.as_str();
         let (dir, cmp) = if self.descending {
             ("DESC", "<")
         } else {
@@ -560,6 +581,35 @@ pub fn hidden_condition(b: &mut SqlBuilder, hidden: &[(String, Vec<String>)]) ->
         ));
     }
     (!parts.is_empty()).then(|| format!("NOT ({})", parts.join(" OR ")))
+}
+
+/// Every query word must start a word of the lead's search text. Words are letters and digits
+/// only (see `meridian_core::search`), so they are safe inside the FTS query syntax, which is
+/// still bound as a parameter.
+fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[String]) -> String {
+    match engine {
+        Engine::Sqlite => {
+            let query: Vec<String> = words.iter().map(|w| format!("\"{w}\"*")).collect();
+            let p = b.text(&query.join(" AND "));
+            format!("l.rowid IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH {p})")
+        }
+        // A range over the word table's B-tree (see migration 0004 for why not a GIN index):
+        // words starting with `w` sort from `w` up to `w` followed by the largest code point.
+        // The subquery names the organization itself rather than the outer row's, so it runs
+        // once (a hashed set) instead of once per lead.
+        Engine::Postgres => words
+            .iter()
+            .map(|w| {
+                let from = b.text(w);
+                let to = b.text(&format!("{w}\u{10FFFF}"));
+                format!(
+                    "l.id IN (SELECT t.lead_id FROM lead_search_terms t WHERE t.org_id = {org} \
+                     AND t.term >= {from} AND t.term < {to})"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    }
 }
 
 fn custom_condition(b: &mut SqlBuilder, engine: Engine, filter: &CustomFilter) -> String {
@@ -654,10 +704,16 @@ mod tests {
     }
 
     #[test]
-    fn search_terms_are_escaped_and_bound() {
-        let q = ListQuery::parse(&params(&[("q", "50%_off")]), None, &[]).expect("valid");
-        let b = q.where_clause(Engine::Sqlite, "org".into());
-        assert!(b.conditions().contains("l.search_text LIKE $2 ESCAPE"));
-        assert!(matches!(&b.args[1], Arg::Text(Some(t)) if t == "%50\\%\\_off%"));
+    fn search_words_are_normalized_and_bound() {
+        let q = ListQuery::parse(&params(&[("q", "50% OFF\" OR x")]), None, &[]).expect("valid");
+        let sqlite = q.where_clause(Engine::Sqlite, "org".into());
+        assert!(sqlite.conditions().contains("leads_fts MATCH $2"));
+        assert!(
+            matches!(&sqlite.args[1], Arg::Text(Some(t)) if t == "\"50\"* AND \"off\"* AND \"or\"* AND \"x\"*")
+        );
+        let pg = q.where_clause(Engine::Postgres, "org".into());
+        assert!(pg.conditions().contains("t.term >= $2 AND t.term < $3"));
+        assert!(matches!(&pg.args[3], Arg::Text(Some(t)) if t == "off"));
+        assert!(matches!(&pg.args[4], Arg::Text(Some(t)) if t == "off\u{10FFFF}"));
     }
 }

@@ -863,7 +863,11 @@ pub async fn stats(state: &AppState, ctx: &Ctx, params: &[(String, String)]) -> 
 }
 
 /// How many leads a list request matches, and how many wait in handoff stages `ctx` may accept.
-pub async fn counts(state: &AppState, ctx: &Ctx, params: &[(String, String)]) -> AppResult<(i64, i64)> {
+pub async fn counts(
+    state: &AppState,
+    ctx: &Ctx,
+    params: &[(String, String)],
+) -> AppResult<(i64, i64)> {
     let mut tx = state.db.tenant_read(&ctx.tenant).await?;
     let (query, pipelines) = parse_list(&mut tx, ctx, params).await?;
     let total = store::count(&mut tx, &query).await?;

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod service;
 pub mod store;
+pub mod web;
 
 use axum::Router;
 use axum::routing::get;
@@ -18,4 +19,22 @@ pub fn api_routes() -> Router<AppState> {
             get(api::get).patch(api::update).delete(api::delete),
         )
         .route("/metadata", get(api::metadata))
+}
+
+/// The Settings → Pipelines pages (merged into the web router).
+pub fn web_routes() -> Router<AppState> {
+    Router::new()
+        .route("/settings/pipelines", get(web::list_page))
+        .route(
+            "/settings/pipelines/new",
+            get(web::new_page).post(web::create_submit),
+        )
+        .route(
+            "/settings/pipelines/{id}",
+            get(web::edit_page).post(web::edit_submit),
+        )
+        .route(
+            "/settings/pipelines/{id}/delete",
+            get(web::delete_confirm).post(web::delete_submit),
+        )
 }

@@ -71,6 +71,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/settings/audit-log", get(audit::web::page))
         .merge(crate::leads::web_routes())
+        .merge(crate::tasks::web_routes())
+        .merge(crate::pipelines::web_routes())
+        .merge(crate::imports::web_routes())
         .fallback(not_found)
 }
 

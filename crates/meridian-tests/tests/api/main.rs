@@ -2,10 +2,12 @@
 
 mod auth;
 mod conventions;
+mod imports;
 mod keys;
 mod lead_pages;
 mod leads;
 mod members;
+mod pages;
 mod tenancy;
 mod web;
 mod worker;

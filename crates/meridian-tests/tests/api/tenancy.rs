@@ -17,6 +17,7 @@ struct OrgFixture {
     note_id: String,
     task_id: String,
     view_id: String,
+    import_id: String,
 }
 
 async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
@@ -74,7 +75,17 @@ async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
             json!({"name": format!("{name} view"), "shared": true, "filters": {"stage": "new"}}),
         )
         .await;
+    let leads_pipeline = crate::imports::pipeline_id(app, &owner, "Leads").await;
+    let import = crate::imports::upload(
+        app,
+        &owner,
+        &leads_pipeline,
+        "people.csv",
+        format!("first_name,email\n{name} import,import@{domain}\n").as_bytes(),
+    )
+    .await;
     OrgFixture {
+        import_id: import.body["id"].as_str().expect("import id").to_owned(),
         view_id: view.body["id"].as_str().expect("view id").to_owned(),
         owner,
         member,
@@ -210,6 +221,22 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
             Some(json!({"name": "Hijacked"})),
         ),
         ("DELETE", format!("/api/v1/views/{}", b.view_id), None),
+        ("GET", format!("/api/v1/imports/{}", b.import_id), None),
+        (
+            "POST",
+            format!("/api/v1/imports/{}/validate", b.import_id),
+            Some(json!({"mapping": {"first_name": "first_name"}})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/imports/{}/commit", b.import_id),
+            Some(json!({})),
+        ),
+        (
+            "GET",
+            format!("/api/v1/imports/{}/errors.csv", b.import_id),
+            None,
+        ),
     ]
 }
 
@@ -226,6 +253,8 @@ const LISTS: &[&str] = &[
     "/api/v1/leads/handoff-queue",
     "/api/v1/tasks?status=all",
     "/api/v1/views",
+    "/api/v1/imports",
+    "/api/v1/leads/export?columns=id,email,first_name&archived=all",
 ];
 
 async fn cross_tenant_matrix(engine: Engine) {
@@ -254,6 +283,7 @@ async fn cross_tenant_matrix(engine: Engine) {
         &b.note_id,
         &b.task_id,
         &b.view_id,
+        &b.import_id,
     ];
     for list in LISTS {
         let reply = app.get(list, &a.owner.access).await;

@@ -22,6 +22,9 @@ pub struct Column {
     pub count: i64,
     /// Records can be dropped here (the role may move records into this stage).
     pub droppable: bool,
+    /// A handoff stage owned by another role: the caller hands records off here but cannot see
+    /// the ones already waiting.
+    pub hand_off_only: bool,
     pub cards: Vec<LeadCard>,
     pub more_href: Option<String>,
 }
@@ -68,8 +71,14 @@ async fn load_column(
     if let Some(cursor) = cursor {
         params.push(("cursor".to_owned(), cursor.to_owned()));
     }
-    let (leads, next) = service::list(state, &web.ctx, &params).await?;
+    let hand_off_only = !web.ctx.role.may_work_stage(stage.owner_role);
+    let (leads, next) = if hand_off_only {
+        (Vec::new(), None)
+    } else {
+        service::list(state, &web.ctx, &params).await?
+    };
     Ok(Column {
+        hand_off_only,
         key: stage.key.clone(),
         label: stage.label.clone(),
         color: stage.color.clone(),
@@ -110,7 +119,7 @@ pub async fn page(
         .spec
         .stages
         .iter()
-        .filter(|s| web.ctx.role.may_work_stage(s.owner_role))
+        .filter(|s| web.ctx.role.may_work_stage(s.owner_role) || s.is_handoff())
     {
         let count = stats
             .by_stage

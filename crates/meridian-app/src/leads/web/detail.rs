@@ -458,10 +458,9 @@ pub async fn page(
     RawQuery(raw): RawQuery,
 ) -> WebResult {
     let params = query_pairs(raw.as_deref());
-    let tab = match form_value(&params, "tab") {
-        Some(tab @ ("notes" | "tasks" | "activity")) => tab,
-        _ => "overview",
-    };
+    let tab = form_value(&params, "tab")
+        .filter(|tab| ["notes", "tasks", "activity"].contains(tab))
+        .unwrap_or("overview");
     let notice = notice_text(form_value(&params, "notice"));
     detail_response(&state, &web, &id, tab, FormErrors::default(), None, notice).await
 }

@@ -471,16 +471,13 @@ impl Commit<'_> {
         } = *self;
         let last = seq + 1 == chunk_count;
         let rows = prepared.len() as i64;
-        let t0 = std::time::Instant::now();
         let mut tx = db.tenant(&run.tenant).await?;
         if store::advance(&mut tx, &run.import_id, &run.lease, seq).await? == 0 {
             return Ok(ChunkOutcome::Lost);
         }
         let (emails, phones) = keys(&prepared);
         let stored = store::active_by_keys(&mut tx, &emails, &phones).await?;
-        let t1 = t0.elapsed();
         let plan = Planner::commit().plan(rules, prepared, stored);
-        let t2 = t0.elapsed();
         let now = meridian_db::now();
         if !plan.creates.is_empty() {
             let first = reserve_numbers(&mut tx, plan.created()).await?;
@@ -504,9 +501,7 @@ impl Commit<'_> {
                 leads,
             )
             .await?;
-            eprintln!("TIMING2 leads {:?}", t0.elapsed());
             index_for_search(&mut tx, first, first + plan.created() - 1).await?;
-            eprintln!("TIMING2 fts {:?}", t0.elapsed());
             let events = plan
                 .creates
                 .iter()
@@ -525,7 +520,6 @@ impl Commit<'_> {
             )
             .await?;
         }
-        eprintln!("TIMING2 activity {:?}", t0.elapsed());
         if !plan.updates.is_empty() {
             let ids: Vec<&str> = plan.updates.iter().map(|u| u.id.as_str()).collect();
             let notes = store::note_texts(&mut tx, &ids).await?;
@@ -568,12 +562,7 @@ impl Commit<'_> {
             failed: plan.failed,
         };
         store::add_counts(&mut tx, &run.import_id, &counts, last).await?;
-        let t3 = t0.elapsed();
         tx.commit().await?;
-        eprintln!(
-            "TIMING lookup {t1:?} plan {t2:?} writes {t3:?} commit {:?}",
-            t0.elapsed()
-        );
         Ok(ChunkOutcome::Applied(counts))
     }
 }
@@ -650,13 +639,8 @@ pub async fn run(
         let mut current = next.take();
         let counts = loop {
             tries += 1;
-            let tw = std::time::Instant::now();
             let prepared = match current.take() {
-                Some(task) => {
-                    let p = task.await??;
-                    eprintln!("TIMING waited for prepare {:?}", tw.elapsed());
-                    p
-                }
+                Some(task) => task.await??,
                 None => prepared_chunk(db, &run.tenant, &rules, &run.import_id, seq).await?,
             };
             if tries == 1

@@ -350,54 +350,6 @@ fn bulk(engine: Engine, statement: Bulk<'_>, rows: Vec<Vec<Arg>>) -> Vec<Sql> {
     }
     let tokens = tokens(statement.text);
     let shared = &statement.shared;
-    let engine = if engine == Engine::Postgres && std::env::var("PGMODE").as_deref() == Ok("values")
-    {
-        None
-    } else {
-        Some(engine)
-    };
-    let Some(engine) = engine else {
-        let cap: usize = std::env::var("PGCAP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000);
-        let per_row = statement.types.len().max(1);
-        let rows_per_statement = ((cap - shared.len()) / per_row).max(1);
-        return rows
-            .chunks(rows_per_statement)
-            .map(|batch| {
-                let mut text = String::new();
-                let mut args: Vec<Arg> = shared.clone();
-                for token in &tokens {
-                    match token {
-                        Token::Text(t) => text.push_str(t),
-                        Token::Shared(k) => text.push_str(&format!("${k}")),
-                        Token::Column(k) => text.push_str(&format!("v.column{k}")),
-                        Token::Rows => {
-                            text.push_str("(VALUES ");
-                            for (i, row) in batch.iter().enumerate() {
-                                if i > 0 {
-                                    text.push_str(", ");
-                                }
-                                text.push('(');
-                                let start = args.len();
-                                text.push_str(
-                                    &(1..=row.len())
-                                        .map(|j| format!("${}", start + j))
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
-                                );
-                                text.push(')');
-                                args.extend(row.iter().cloned());
-                            }
-                            text.push_str(") AS v");
-                        }
-                    }
-                }
-                args.into_iter().fold(sql(text), Sql::bind)
-            })
-            .collect();
-    };
     match engine {
         Engine::Postgres => {
             let records: Vec<serde_json::Value> = rows

@@ -114,6 +114,10 @@ async fn upload_page(
     web.ctx.require(Permission::LeadsTransfer)?;
     let pipelines = crate::pipelines::service::list(state, &web.ctx).await?;
     let imports = service::list(&state.db, &web.ctx, None, 20).await?;
+    let pipeline_id = match pipelines.iter().find(|p| p.id == pipeline_id) {
+        Some(p) => p.id.clone(),
+        None => pipelines.first().map(|p| p.id.clone()).unwrap_or_default(),
+    };
     let mut shell = web.shell(state, "Import leads", "leads").await?;
     shell.active_pipeline = pipeline_id.clone();
     let status = if errors.any() {

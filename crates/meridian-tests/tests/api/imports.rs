@@ -751,6 +751,29 @@ async fn malformed_files_are_refused_clearly(engine: Engine) {
     let missing = Reply::from(missing).await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(missing.body["errors"][0]["field"], "file");
+    // A declared size over the limit is refused before the body is read.
+    let status_line = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        let request = format!(
+            "POST /api/v1/imports HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+            app.addr,
+            owner.access,
+            meridian_app::imports::MAX_UPLOAD_BYTES + 1
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut buffer = vec![0u8; 4096];
+        let n = stream.read(&mut buffer).await.expect("read");
+        String::from_utf8_lossy(&buffer[..n]).to_string()
+    };
+    assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+    assert!(
+        status_line.contains("application/problem+json"),
+        "{status_line}"
+    );
     let not_multipart = app.post("/api/v1/imports", &owner.access, json!({})).await;
     assert_eq!(not_multipart.status, StatusCode::BAD_REQUEST);
     let wrong_pipeline = upload(&app, &owner, "nope", "a.csv", b"name\nAda\n").await;

@@ -39,6 +39,16 @@ where
     }
 }
 
+/// For `#[serde(default, deserialize_with = "present")]` on an `Option<Option<T>>`: a field
+/// sent as `null` becomes `Some(None)` (clear it), one left out stays `None` (keep it).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(&mut deserializer) {

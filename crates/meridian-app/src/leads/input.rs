@@ -7,7 +7,7 @@ use meridian_core::email::normalize_email;
 use meridian_core::pipeline::{PipelineSpec, parse_date};
 use meridian_core::validation::required_text;
 use meridian_core::{FieldError, Validation};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::store::LeadFields;
@@ -16,15 +16,6 @@ pub const MAX_NAME: usize = 100;
 pub const MAX_ATTRIBUTION: usize = 255;
 pub const MAX_TAGS: usize = 20;
 pub const MAX_TAG: usize = 40;
-
-/// Distinguishes a field sent as `null` (`Some(None)`: clear it) from one left out (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
 
 /// The writable fields of a lead. On create, missing and `null` mean empty; on update, missing
 /// means "leave as is" and `null` clears the field.
@@ -37,49 +28,49 @@ pub struct LeadInput {
     pub stage: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     /// Any common format; stored as E.164 (numbers without a country code are read in the
     /// organization's default region).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub phone: Option<Option<String>>,
     /// State or province, by name or code; stored as the ISO 3166-2 code (`CA`, `TX`).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub state: Option<Option<String>>,
     /// Country by name or code; stored as ISO 3166-1 alpha-2.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub country: Option<Option<String>>,
     /// `YYYY-MM-DD`.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub date_of_birth: Option<Option<String>>,
     pub source: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub utm_source: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub utm_medium: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub utm_campaign: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub utm_content: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub utm_term: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub meta_ad_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub meta_form_id: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub campaign_id: Option<Option<String>>,
     /// Create only (later: `POST /leads/{id}/assign`).

@@ -59,14 +59,6 @@ impl From<TaskRow> for TaskOut {
     }
 }
 
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 fn present_time<'de, D>(deserializer: D) -> Result<Option<Option<OffsetDateTime>>, D::Error>
 where
     D: Deserializer<'de>,
@@ -87,7 +79,7 @@ pub struct TaskRequest {
     #[schema(value_type = Option<String>)]
     pub due_at: Option<Option<OffsetDateTime>>,
     /// Default on create: you. `null` unassigns.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::http::json::present")]
     #[schema(value_type = Option<String>)]
     pub assignee_id: Option<Option<String>>,
     /// Create only: the lead the task is about.

@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_crm"),
     migration!(3, "0003_imports"),
     migration!(4, "0004_lead_search"),
+    migration!(5, "0005_lead_counts"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -444,6 +444,37 @@ impl ListQuery {
         vec![self.sort.key_of(row), row.id.clone()]
     }
 
+    /// Whether the query narrows active leads by pipeline and stage alone, which the per-stage
+    /// counters (`lead_stage_counts`, kept by triggers) answer without reading the leads.
+    pub fn by_stage_only(&self) -> bool {
+        self.archived == Archived::Active
+            && self.assignee.is_none()
+            && self.source.is_none()
+            && self.tag.is_none()
+            && self.priority.is_none()
+            && self.created_after.is_none()
+            && self.created_before.is_none()
+            && self.updated_after.is_none()
+            && self.updated_before.is_none()
+            && self.search.is_empty()
+            && self.custom.is_empty()
+            && self.ids.is_none()
+    }
+
+    /// Whether leads in `stage` of `pipeline` pass the query's pipeline and stage conditions
+    /// (the same ones `where_clause` writes in SQL).
+    pub fn admits_stage(&self, pipeline: &str, stage: &str) -> bool {
+        let listed = |pairs: &[(String, Vec<String>)]| {
+            pairs
+                .iter()
+                .any(|(p, stages)| p == pipeline && stages.iter().any(|s| s == stage))
+        };
+        self.pipeline_id.as_deref().is_none_or(|p| p == pipeline)
+            && (self.stages.is_empty() || self.stages.iter().any(|s| s == stage))
+            && !listed(&self.hidden)
+            && self.only.as_deref().is_none_or(listed)
+    }
+
     pub fn where_clause(&self, engine: Engine, org_id: String) -> SqlBuilder {
         let mut b = SqlBuilder::new();
         let org = b.push(Arg::Text(Some(org_id)));

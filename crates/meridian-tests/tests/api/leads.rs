@@ -15,6 +15,7 @@ both_engines!(
     tasks_follow_their_leads,
     bulk_actions_and_merge,
     saved_views_are_personal_or_shared,
+    stage_counters_follow_every_write,
 );
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -1369,4 +1370,156 @@ async fn saved_views_are_personal_or_shared(engine: Engine) {
         names(&app.get("/api/v1/views", &member.access).await.body),
         ["Fresh leads"]
     );
+}
+
+/// Per-stage counts as the dashboard reads them (the counters) and as a filtered list counts
+/// them (a `created_after` filter that matches everything takes the counting path).
+async fn stage_counts(app: &TestApp, who: &Tokens) -> (Vec<(String, String, i64)>, Value) {
+    let of = |body: &Value| -> Vec<(String, String, i64)> {
+        let mut rows: Vec<(String, String, i64)> = body["by_stage"]
+            .as_array()
+            .expect("by_stage")
+            .iter()
+            .map(|s| {
+                (
+                    str_of(s, "pipeline_id").to_owned(),
+                    str_of(s, "stage").to_owned(),
+                    s["count"].as_i64().expect("count"),
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let fast = app.get("/api/v1/leads/stats", &who.access).await;
+    assert_eq!(fast.status, StatusCode::OK, "{}", fast.body);
+    let counted = app
+        .get(
+            "/api/v1/leads/stats?created_after=2000-01-01T00:00:00Z",
+            &who.access,
+        )
+        .await;
+    assert_eq!(counted.status, StatusCode::OK, "{}", counted.body);
+    assert_eq!(
+        of(&fast.body),
+        of(&counted.body),
+        "counters and counting disagree"
+    );
+    assert_eq!(fast.body["total"], counted.body["total"]);
+    (of(&fast.body), fast.body)
+}
+
+async fn stage_counters_follow_every_write(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app
+        .create_org_from("Bright Futures", "owner@bright.test", "surrogacy")
+        .await;
+    let intake = app.add_member(&owner, "intake@bright.test", "intake").await;
+    let stranger = app.create_org("Acme Growth", "owner@acme.test").await;
+    lead(&app, &stranger, json!({"first_name": "Zed"})).await;
+    let cases = pipeline_named(&app, &owner, "Cases").await;
+    let parents = pipeline_named(&app, &owner, "Intended Parents").await;
+    let cases_id = str_of(&cases, "id").to_owned();
+    let parents_id = str_of(&parents, "id").to_owned();
+    let mut ids = Vec::new();
+    for name in ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald"] {
+        let created = lead(
+            &app,
+            &owner,
+            json!({"first_name": name, "pipeline_id": cases_id, "email": format!("{name}@example.com")}),
+        )
+        .await;
+        ids.push(str_of(&created, "id").to_owned());
+    }
+    let (counts, _) = stage_counts(&app, &owner).await;
+    assert_eq!(counts, [(cases_id.clone(), "new".to_owned(), 6)]);
+
+    let url = |id: &str, action: &str| format!("/api/v1/leads/{id}/{action}");
+    let stage = app
+        .post(
+            &url(&ids[0], "stage"),
+            &owner.access,
+            json!({"stage": "contacted"}),
+        )
+        .await;
+    assert_eq!(stage.status, StatusCode::OK, "{}", stage.body);
+    app.post(&url(&ids[1], "archive"), &owner.access, json!({}))
+        .await;
+    app.post(&url(&ids[2], "archive"), &owner.access, json!({}))
+        .await;
+    let restored = app
+        .post(&url(&ids[2], "restore"), &owner.access, json!({}))
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{}", restored.body);
+    let moved = app
+        .post(
+            &url(&ids[3], "move"),
+            &owner.access,
+            json!({"pipeline_id": parents_id, "stage": "new"}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let bulk = app
+        .post(
+            "/api/v1/leads/bulk",
+            &owner.access,
+            json!({"ids": [ids[4], ids[5]], "action": "stage", "stage": "pending_handoff"}),
+        )
+        .await;
+    assert_eq!(bulk.body["succeeded"], 2, "{}", bulk.body);
+    let (counts, stats) = stage_counts(&app, &owner).await;
+    let mut expected = vec![
+        (cases_id.clone(), "contacted".to_owned(), 1),
+        (cases_id.clone(), "new".to_owned(), 1),
+        (cases_id.clone(), "pending_handoff".to_owned(), 2),
+        (parents_id.clone(), "new".to_owned(), 1),
+    ];
+    expected.sort();
+    assert_eq!(counts, expected);
+    assert_eq!(stats["total"], 5);
+
+    // An intake specialist does not see the case manager's stages, in counts either.
+    let (seen_by_intake, _) = stage_counts(&app, &intake).await;
+    assert!(
+        seen_by_intake
+            .iter()
+            .all(|(_, s, _)| s != "pending_handoff"),
+        "{seen_by_intake:?}"
+    );
+
+    let merged = app
+        .post(
+            "/api/v1/leads/merge",
+            &owner.access,
+            json!({"primary_id": ids[0], "duplicate_ids": [ids[2]]}),
+        )
+        .await;
+    assert_eq!(merged.status, StatusCode::OK, "{}", merged.body);
+    let deleted = app
+        .delete(&format!("/api/v1/leads/{}", ids[4]), &owner.access)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    let (counts, stats) = stage_counts(&app, &owner).await;
+    let mut expected = vec![
+        (cases_id.clone(), "contacted".to_owned(), 1),
+        (cases_id.clone(), "pending_handoff".to_owned(), 1),
+        (parents_id.clone(), "new".to_owned(), 1),
+    ];
+    expected.sort();
+    assert_eq!(counts, expected);
+    assert_eq!(stats["total"], 3);
+
+    // Restoring the archived lead brings it back to its stage's count.
+    app.post(&url(&ids[1], "restore"), &owner.access, json!({}))
+        .await;
+    let (counts, _) = stage_counts(&app, &owner).await;
+    assert!(
+        counts.contains(&(cases_id.clone(), "new".to_owned(), 1)),
+        "{counts:?}"
+    );
+
+    // The other organization's counts are its own.
+    let (theirs, _) = stage_counts(&app, &stranger).await;
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].2, 1);
 }

@@ -27,6 +27,8 @@ const POLL: Duration = Duration::from_millis(50);
 const DESKTOP: (u32, u32) = (1280, 800);
 const PHONE: (u32, u32) = (390, 844);
 const ORG: &str = "Northwind Growth";
+/// How long an import may take to run once committed.
+const IMPORT_WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_journey_sqlite() {
@@ -222,6 +224,16 @@ impl Session {
     /// Saves `<name>-<theme>-<width>.png` of `path` in light and dark at desktop and phone
     /// widths, waiting for `ready` each time; then back to no theme cookie at desktop width.
     async fn shoot(&self, name: &str, path: &str, ready: &str) {
+        self.shoot_at(name, path, ready, false).await;
+    }
+
+    /// As [`Session::shoot`], scrolled the way a link to `#<ready's id>` scrolls: `ready` at the
+    /// top of the viewport (a same-page fragment would not reload the page for the next theme).
+    async fn shoot_section(&self, name: &str, path: &str, ready: &str) {
+        self.shoot_at(name, path, ready, true).await;
+    }
+
+    async fn shoot_at(&self, name: &str, path: &str, ready: &str, scroll: bool) {
         let Some(dir) = &self.shots else { return };
         for theme in ["light", "dark"] {
             let cookie = format!("document.cookie = 'theme={theme}; path=/; samesite=lax';");
@@ -229,7 +241,12 @@ impl Session {
             for (width, height) in [DESKTOP, PHONE] {
                 self.resize(width, height).await;
                 self.goto(path).await;
-                self.css(ready).await;
+                let section = self.css(ready).await;
+                if scroll {
+                    let script = "arguments[0].scrollIntoView({block: 'start'});";
+                    let target = serde_json::to_value(&section).expect("element reference");
+                    self.c.execute(script, vec![target]).await.expect("scroll");
+                }
                 assert_eq!(self.theme().await, json!(theme), "{path}: {theme} theme");
                 let png = self.c.screenshot().await.expect("screenshot");
                 let file = dir.join(format!("{name}-{theme}-{width}.png"));
@@ -439,6 +456,181 @@ async fn drag_card(session: &Session, lead_id: &str, stage: &str) {
     session.js(&script).await;
 }
 
+/// A spreadsheet of four cases, the third of which has an invalid email address.
+const IMPORT_CSV: &str = "First Name,Last Name,Email,Phone,State\n\
+Imogen,Thackeray,imogen.thackeray@example.org,(602) 555-0141,Arizona\n\
+Bartholomew,Thackeray,not-an-email,(602) 555-0142,Arizona\n\
+Rupert,Thackeray,rupert.thackeray@example.org,(602) 555-0143,Nevada\n\
+Cordelia,Thackeray,cordelia.thackeray@example.org,(602) 555-0144,Texas\n";
+
+/// The texts of the cells of each row of the table matched by `rows` (a `tr` selector).
+async fn table_rows(session: &Session, rows: &str) -> Value {
+    let script = format!(
+        "return [...document.querySelectorAll(\"{rows}\")]\
+         .map(tr => [...tr.cells].map(td => td.innerText.trim()));"
+    );
+    session.js(&script).await
+}
+
+/// The owner imports a CSV with one bad row through the wizard: upload, the suggested mapping,
+/// the dry run's report naming the bad row, the commit, its progress page until it is done, the
+/// problems file, and the imported cases in the list.
+async fn import_leads(owner: &Session, pipeline_id: &str, cases_href: &str) {
+    let files = tempfile::tempdir().expect("temp dir for the CSV");
+    let csv = files.path().join("thackeray-family.csv");
+    std::fs::write(&csv, IMPORT_CSV).expect("write the CSV");
+
+    // Upload: the file and the pipeline.
+    owner.goto("/leads/import").await;
+    owner
+        .shoot("import-upload", "/leads/import", "#import-file")
+        .await;
+    owner.select("#import-pipeline", pipeline_id).await;
+    let path = csv.to_str().expect("a UTF-8 temp path");
+    let file = owner.css("#import-file").await;
+    file.send_keys(path).await.expect("choose the file");
+    owner.submit("/leads/import").await;
+
+    // Map: the suggestion maps every column; the preview shows the rows.
+    owner.css("select[name=col_0]").await;
+    let title = owner.text(".card-title").await;
+    assert!(
+        title.contains("Map the columns of thackeray-family.csv") && title.contains("4 rows"),
+        "{title}"
+    );
+    let url = owner.c.current_url().await.expect("url");
+    let import_id = url.path().trim_start_matches("/leads/import/").to_owned();
+    assert!(
+        !import_id.is_empty() && !import_id.contains('/'),
+        "on the import's page: {url}"
+    );
+    let detail = format!("/leads/import/{import_id}");
+    let suggested = owner
+        .js("return [...document.querySelectorAll('select[name^=col_]')].map(s => s.value);")
+        .await;
+    assert_eq!(
+        suggested,
+        json!(["first_name", "last_name", "email", "phone", "state"]),
+        "the suggested mapping"
+    );
+    assert_eq!(
+        owner.value("input[name=on_duplicate]:checked").await,
+        "skip"
+    );
+    owner
+        .shoot("import-mapping", &detail, "select[name=col_0]")
+        .await;
+    owner.submit(&format!("{detail}/validate")).await;
+
+    // The dry run's report: three to create, one row with a problem, named.
+    owner.css("#report").await;
+    let stats = owner
+        .js("return [...document.querySelectorAll('#report .stat')]\
+             .map(s => [s.querySelector('.stat-label').innerText.trim(), s.querySelector('.stat-value').innerText.trim()]);")
+        .await;
+    assert_eq!(
+        stats,
+        json!([
+            ["Will be created", "3"],
+            ["Will be updated", "0"],
+            ["Will be skipped", "0"],
+            ["Rows with problems", "1"]
+        ]),
+        "the report's counts"
+    );
+    let problems = table_rows(owner, "section[aria-labelledby='problems-title'] tbody tr").await;
+    let row = &problems[0];
+    assert_eq!(
+        problems.as_array().map(Vec::len),
+        Some(1),
+        "one problem: {problems}"
+    );
+    assert_eq!(
+        (&row[0], &row[1], &row[2]),
+        (&json!("3"), &json!("Email"), &json!("not-an-email")),
+        "the problem names the row, the column and the value: {problems}"
+    );
+    let message = row[3].as_str().unwrap_or_default();
+    assert!(message.contains("not an email address"), "{problems}");
+    let errors_csv = format!("/api/v1/imports/{import_id}/errors.csv");
+    owner.css(&format!("#report a[href='{errors_csv}']")).await;
+    let commit = format!("{detail}/commit");
+    let button = owner
+        .text(&format!("form[action='{commit}'] button[type=submit]"))
+        .await;
+    assert_eq!(button, "Import 3 cases");
+    owner
+        .shoot_section("import-report", &detail, "#report")
+        .await;
+    owner.submit(&commit).await;
+
+    // The progress page updates itself until the import is done.
+    let done = "[data-import-progress]:not([data-status='running'])";
+    let wait = owner.c.wait().at_most(IMPORT_WAIT).every(POLL);
+    let found = wait.for_element(Locator::Css(done)).await;
+    found.unwrap_or_else(|e| panic!("the import did not finish in {IMPORT_WAIT:?}: {e}"));
+    assert_eq!(owner.text("[data-field='status']").await, "Completed");
+    assert_eq!(owner.text("[data-field='rows']").await, "4 of 4 rows");
+    let mut counts = Vec::new();
+    for field in ["created", "updated", "skipped", "failed"] {
+        counts.push(owner.text(&format!("[data-field='{field}']")).await);
+    }
+    assert_eq!(
+        counts,
+        ["3", "0", "0", "1"],
+        "created, updated, skipped, failed"
+    );
+    let link = owner.css("[data-errors-link]").await;
+    assert_eq!(
+        link.attr("href").await.expect("href").as_deref(),
+        Some(errors_csv.as_str())
+    );
+    assert!(
+        link.is_displayed().await.expect("displayed"),
+        "the problems file is offered"
+    );
+    let problems = table_rows(owner, "section[aria-labelledby='problems-title'] tbody tr").await;
+    assert_eq!(problems.as_array().map(Vec::len), Some(1), "{problems}");
+    assert_eq!(problems[0][0], "3", "{problems}");
+    owner.shoot("import-done", &detail, done).await;
+
+    // The problems file, fetched with the browser's session.
+    let script = "const done = arguments[arguments.length - 1];\
+         fetch(arguments[0]).then(r => r.text().then(t => done([r.status, t])))\
+         .catch(e => done([0, String(e)]));";
+    let reply = owner
+        .c
+        .execute_async(script, vec![json!(errors_csv)])
+        .await
+        .expect("fetch errors.csv");
+    assert_eq!(reply[0], 200, "{reply}");
+    let text = reply[1].as_str().unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one problem: {text}");
+    assert_eq!(lines[0], "row,column,value,message");
+    assert!(lines[1].starts_with("3,Email,not-an-email,"), "{text}");
+
+    // The imported cases are in the list, newest first; a search finds the three good rows only.
+    owner.goto(cases_href).await;
+    let newest = owner.text("table.lead-table tbody").await;
+    assert!(newest.contains("Imogen Thackeray"), "{newest}");
+    owner.fill("#q", "Thackeray").await;
+    owner.submit("/leads").await;
+    // The attribute (not the typed property) holds the search once the results page loaded.
+    owner.css("#q[value='Thackeray']").await;
+    let names = owner
+        .js(
+            "return [...document.querySelectorAll('table.lead-table a.lead-link')]\
+             .map(a => a.innerText.trim()).sort();",
+        )
+        .await;
+    assert_eq!(
+        names,
+        json!(["Cordelia Thackeray", "Imogen Thackeray", "Rupert Thackeray"]),
+        "the three good rows, not the bad one"
+    );
+}
+
 /// The CRM a team works in: the demo organization's cases, a new case created through the form,
 /// a note in the editor, a task completed, a card dragged across the board (and a refusal), an
 /// intake specialist handing a case off and a case manager accepting it; screenshots of each page.
@@ -596,6 +788,8 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
     cm.wait_text("data-toast", "Handoff accepted").await;
     assert!(cm.text(".lead-meta").await.contains("Pending match"));
     cm.close().await;
+
+    import_leads(&owner, &pipeline_id, &cases_href).await;
 
     let pages = [
         ("dashboard", "/".to_owned(), ".stats"),

@@ -95,6 +95,8 @@ struct UploadPage {
     shell: crate::web::Shell,
     pipelines: Vec<(String, String)>,
     pipeline_id: String,
+    /// The chosen pipeline's name for its records ("Cases"), in the title and crumbs.
+    plural_label: String,
     imports: Vec<ImportView>,
     errors: FormErrors,
     max_mb: usize,
@@ -114,11 +116,16 @@ async fn upload_page(
     web.ctx.require(Permission::LeadsTransfer)?;
     let pipelines = crate::pipelines::service::list(state, &web.ctx).await?;
     let imports = service::list(&state.db, &web.ctx, None, 20).await?;
-    let pipeline_id = match pipelines.iter().find(|p| p.id == pipeline_id) {
-        Some(p) => p.id.clone(),
-        None => pipelines.first().map(|p| p.id.clone()).unwrap_or_default(),
-    };
-    let mut shell = web.shell(state, "Import leads", "leads").await?;
+    let chosen = pipelines
+        .iter()
+        .find(|p| p.id == pipeline_id)
+        .or(pipelines.first());
+    let (pipeline_id, plural_label) = chosen.map_or_else(
+        || (String::new(), "Leads".to_owned()),
+        |p| (p.id.clone(), p.spec.plural_label.clone()),
+    );
+    let title = format!("Import {}", plural_label.to_lowercase());
+    let mut shell = web.shell(state, &title, "leads").await?;
     shell.active_pipeline = pipeline_id.clone();
     let status = if errors.any() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -133,6 +140,7 @@ async fn upload_page(
             .collect(),
         pipelines: pipelines.into_iter().map(|p| (p.id, p.spec.name)).collect(),
         pipeline_id,
+        plural_label,
         errors,
         max_mb: MAX_UPLOAD_BYTES / (1024 * 1024),
     };

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod housekeeping;
 pub mod http;
 pub mod imports;
+pub mod jobs;
 pub mod leads;
 pub mod notes;
 pub mod openapi;

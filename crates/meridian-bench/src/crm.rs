@@ -36,12 +36,12 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Maria", "Jessica", "Ashley", "Sarah", "Emily", "Olivia", "Sofia", "Grace", "Hannah", "Chloe",
     "Ava", "Mia", "Zoe", "Lily", "Ella", "Nora", "Ruby", "Alice", "Clara", "Iris", "Jade", "Lucy",
     "Maya", "Nina", "Rose", "Tara", "Vera", "Wendy", "Yara", "Zara", "Amelia", "Bella",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "Garcia",
     "Johnson",
     "Williams",
@@ -117,20 +117,20 @@ const STAGES: &[&str] = &[
     "won",
     "lost",
 ];
-const SOURCES: &[&str] = &[
+pub(crate) const SOURCES: &[&str] = &[
     "meta", "meta", "google", "web_form", "referral", "manual", "import",
 ];
-const STATES: &[&str] = &["CA", "TX", "FL", "NY", "AZ", "WA", "IL", "GA"];
+pub(crate) const STATES: &[&str] = &["CA", "TX", "FL", "NY", "AZ", "WA", "IL", "GA"];
 
 /// A cheap deterministic mix so runs are repeatable.
-fn mix(n: u64) -> u64 {
+pub(crate) fn mix(n: u64) -> u64 {
     let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^ (x >> 32)
 }
 
-fn pick<'a>(list: &[&'a str], n: u64) -> &'a str {
+pub(crate) fn pick<'a>(list: &[&'a str], n: u64) -> &'a str {
     list[(n % list.len() as u64) as usize]
 }
 

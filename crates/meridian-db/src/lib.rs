@@ -5,6 +5,7 @@
 //! Tenancy is typed: a [`TenantTx`] can only be opened from a [`Tenant`], and it binds the
 //! tenant's organization into PostgreSQL's row-level security settings before any query runs.
 
+pub mod jobs;
 mod migrate;
 mod pool;
 mod tx;

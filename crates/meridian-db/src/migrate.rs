@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_imports"),
     migration!(4, "0004_lead_search"),
     migration!(5, "0005_lead_counts"),
+    migration!(6, "0006_jobs"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -15,6 +15,8 @@ struct Rls<'a> {
     org_id: Option<&'a str>,
     user_id: Option<&'a str>,
     token_hash: Option<&'a str>,
+    /// The job-queue runner's scope (`app.queue = 'runner'`), see [`Db::queue`].
+    queue: bool,
 }
 
 /// A PostgreSQL string literal for a tenant setting. The values are ids and hex hashes; anything
@@ -76,6 +78,12 @@ pub fn engine_of(url: &str) -> Result<Engine, sqlx::Error> {
     }
 }
 
+/// How much of an SQLite database file each connection maps into memory (address space, not
+/// resident memory).
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+/// Each SQLite connection's page cache, for pages written or read past the mapping.
+const SQLITE_CACHE_KIB: u64 = 16 * 1024;
+
 /// A connection pool on one of the two engines. Cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -93,7 +101,13 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    // Reads map the file instead of copying pages into each connection's own
+                    // cache (2 MiB by default), so concurrent requests share the operating
+                    // system's page cache: searches that visit scattered rows of a large
+                    // database stop paying a system call and a copy per page.
+                    .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
+                    .pragma("cache_size", format!("-{}", SQLITE_CACHE_KIB));
                 let parent = sqlite_path(&options.url).and_then(|p| p.parent().map(PathBuf::from));
                 if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(&parent).map_err(sqlx::Error::Io)?;
@@ -155,6 +169,7 @@ impl Db {
             org_id: Some(tenant.org_id()),
             user_id: tenant.user_id(),
             token_hash: None,
+            queue: false,
         };
         Ok(TenantTx::new(
             self.begin_scoped(access, rls).await?,
@@ -207,6 +222,30 @@ impl Db {
         Ok(GlobalTx(self.begin_scoped(access, rls).await?))
     }
 
+    /// Opens a transaction for the job-queue runner: on PostgreSQL it sets `app.queue` to
+    /// `runner`, which the `jobs` table's row-level security policy admits across organizations
+    /// (the runner claims, rescues and schedules whichever organization a job belongs to). Only
+    /// the queue's store functions (`meridian_db::jobs`) and the scheduler open it; a job's
+    /// handler does its work in a tenant transaction for the job's organization. No other table's
+    /// policy reads `app.queue`, so this scope sees no other tenant data. Do not turn it into a
+    /// tenant transaction (`into_tenant` leaves `app.queue` set).
+    pub async fn queue(&self) -> Result<GlobalTx, sqlx::Error> {
+        let rls = Rls {
+            queue: true,
+            ..Rls::default()
+        };
+        Ok(GlobalTx(self.begin_scoped(Access::Write, rls).await?))
+    }
+
+    /// A read-only transaction in the queue runner's scope (counts and failures server-wide).
+    pub async fn queue_read(&self) -> Result<GlobalTx, sqlx::Error> {
+        let rls = Rls {
+            queue: true,
+            ..Rls::default()
+        };
+        Ok(GlobalTx(self.begin_scoped(Access::Read, rls).await?))
+    }
+
     /// A write transaction with no tenant: for migrations, which run as the schema owner.
     pub(crate) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         self.begin(Access::Write).await
@@ -236,10 +275,11 @@ impl Db {
                 };
                 let statement = format!(
                     "{begin}; SELECT set_config('app.org_id', {}, true), set_config('app.user_id', {}, true), \
-                     set_config('app.token_hash', {}, true)",
+                     set_config('app.token_hash', {}, true), set_config('app.queue', {}, true)",
                     literal(rls.org_id)?,
                     literal(rls.user_id)?,
-                    literal(rls.token_hash)?
+                    literal(rls.token_hash)?,
+                    literal(rls.queue.then_some("runner"))?
                 );
                 let tx = pool.begin_with(sqlx::AssertSqlSafe(statement)).await?;
                 Ok(match access {

@@ -183,6 +183,13 @@ async fn prepare_database(settings: &Settings, allow_migrate: bool) -> anyhow::R
     connect(&settings.database_url, settings.db_max_connections).await
 }
 
+/// The job runner's settings: defaults overridden by `MERIDIAN_WORKER_CONCURRENCY` and
+/// `MERIDIAN_JOB_*` (see the README).
+fn jobs_config() -> anyhow::Result<meridian_app::config::JobsConfig> {
+    meridian_app::config::JobsConfig::from_env(&|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -237,8 +244,9 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
         database_url: args.database_url,
         signup: args.signup,
     };
-    let settings = Settings::load(config, &flags)?;
+    let mut settings = Settings::load(config, &flags)?;
     init_logging(&settings);
+    settings.app.jobs = jobs_config()?;
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
     let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
     if args.demo {
@@ -298,8 +306,9 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
 }
 
 pub async fn worker(config: Option<&str>) -> anyhow::Result<()> {
-    let settings = Settings::load(config, &FlagSettings::default())?;
+    let mut settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
+    settings.app.jobs = jobs_config()?;
     let db = prepare_database(&settings, false).await?;
     tracing::info!(database = db.engine().as_str(), "worker started");
     meridian_app::housekeeping::run_worker(

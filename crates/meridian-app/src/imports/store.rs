@@ -729,15 +729,26 @@ pub async fn active_by_keys(
     let mut found: Vec<LeadRow> = Vec::new();
     for (column, keys) in [("email", emails), ("phone", phones)] {
         for batch in keys.chunks(MAX_PARAMS - 1) {
-            let q = with_list(
-                tx.engine(),
-                &format!(
+            let text = match tx.engine() {
+                // Each key drives one index probe. During an organization's first big import
+                // the statistics still say it has no leads, so PostgreSQL estimated one row for
+                // `org_id = '…'` and walked all of the organization's leads per key or per
+                // chunk (seconds per chunk, growing with the import). The organization is
+                // therefore compared through a sub-select, which the planner estimates like
+                // any organization rather than from the stale statistics, and the lateral
+                // subquery is fenced by OFFSET 0 so it is probed per key.
+                Engine::Postgres => format!(
+                    "SELECT {LEAD_COLUMNS} FROM ({{list}}) AS k(key) \
+                     CROSS JOIN LATERAL (SELECT * FROM leads m WHERE m.org_id = (SELECT {{org}}::text) \
+                       AND m.archived_at IS NULL AND m.{column} = k.key OFFSET 0) l \
+                     LEFT JOIN users u ON u.id = l.assigned_to"
+                ),
+                Engine::Sqlite => format!(
                     "SELECT {LEAD_COLUMNS} FROM leads l LEFT JOIN users u ON u.id = l.assigned_to \
                      WHERE l.org_id = {{org}} AND l.archived_at IS NULL AND l.{column} IN ({{list}})"
                 ),
-                &org_id,
-                batch,
-            );
+            };
+            let q = with_list(tx.engine(), &text, &org_id, batch);
             let rows: Vec<LeadRow> = tx.fetch_all(q).await?;
             for row in rows {
                 if !found.iter().any(|f| f.id == row.id) {

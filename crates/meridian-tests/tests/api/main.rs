@@ -3,6 +3,7 @@
 mod auth;
 mod conventions;
 mod imports;
+mod jobs;
 mod keys;
 mod lead_pages;
 mod leads;

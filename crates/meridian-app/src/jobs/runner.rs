@@ -1,0 +1,383 @@
+//! The runner: claims due jobs into a fixed number of slots and runs each with its handler, under
+//! a timeout, while heartbeating the jobs it holds and periodically rescuing jobs whose worker
+//! died. On shutdown it stops claiming, lets running jobs finish for a grace period, and releases
+//! the rest to other workers.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use meridian_db::Db;
+use meridian_db::jobs::{self as store, Backoff, Failure, Job, JobStatus};
+use tokio::sync::mpsc;
+use tokio::task::{Id, JoinSet};
+
+use super::{JobContext, JobError, Registry};
+use crate::config::JobsConfig;
+
+/// How a runner paces itself.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub concurrency: usize,
+    pub poll_interval: Duration,
+    pub job_timeout: Duration,
+    pub rescue_after: Duration,
+    pub heartbeat_interval: Duration,
+    pub rescue_interval: Duration,
+    pub shutdown_grace: Duration,
+    pub backoff: Backoff,
+}
+
+impl From<&JobsConfig> for RunnerConfig {
+    fn from(c: &JobsConfig) -> Self {
+        // Several heartbeats fit in one rescue window, so a live worker's jobs are never rescued
+        // because of one slow beat.
+        let beat = (c.rescue_after / 4).min(Duration::from_secs(30));
+        RunnerConfig {
+            concurrency: c.concurrency.max(1),
+            poll_interval: c.poll_interval,
+            job_timeout: c.job_timeout,
+            rescue_after: c.rescue_after,
+            heartbeat_interval: beat.max(Duration::from_millis(10)),
+            rescue_interval: (c.rescue_after / 2)
+                .min(Duration::from_secs(60))
+                .max(Duration::from_millis(10)),
+            shutdown_grace: c.shutdown_grace,
+            backoff: Backoff {
+                base: c.backoff_base,
+                cap: c.backoff_cap,
+            },
+        }
+    }
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig::from(&JobsConfig::default())
+    }
+}
+
+/// What a runner did before it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunnerReport {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Jobs still running at the end of the grace period, given back to the queue.
+    pub released: u64,
+}
+
+pub struct Runner {
+    db: Db,
+    registry: Arc<Registry>,
+    config: RunnerConfig,
+    worker_id: String,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+impl Runner {
+    pub fn new(db: Db, registry: Registry, config: RunnerConfig) -> Runner {
+        Runner {
+            db,
+            registry: Arc::new(registry),
+            config,
+            worker_id: super::new_worker_id(),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Runs until `shutdown` resolves, then shuts down gracefully (see the module docs).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> RunnerReport {
+        tokio::pin!(shutdown);
+        // Successes are recorded in batches by one task (a transaction per batch rather than per
+        // job); it ends, having written everything sent to it, once every sender is gone.
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(record_successes(
+            self.db.clone(),
+            self.worker_id.clone(),
+            done_rx,
+        ));
+        let mut wake = super::wake_receiver();
+        let mut running: JoinSet<Outcome> = JoinSet::new();
+        let mut held: HashMap<Id, Job> = HashMap::new();
+        let mut report = RunnerReport::default();
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rescue = tokio::time::interval(self.config.rescue_interval);
+        rescue.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, kinds = ?self.registry.kinds(), "job runner started");
+        loop {
+            // Claim whenever a slot is free: at start, after a job ends, on a wake-up or a poll.
+            // A full batch fills every slot, so the next claim waits for a job to end.
+            let free = self.config.concurrency.saturating_sub(held.len());
+            if free > 0 {
+                // Wake-ups from now on count for the next wait.
+                wake.borrow_and_update();
+                match store::claim(&self.db, &self.worker_id, free).await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            self.spawn(&mut running, &mut held, job, done_tx.clone());
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, "claiming jobs failed; will retry");
+                    }
+                }
+            }
+            let has_room = held.len() < self.config.concurrency;
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                    self.finished(done, &mut held, &mut report);
+                    while let Some(done) = running.try_join_next_with_id() {
+                        self.finished(done, &mut held, &mut report);
+                    }
+                }
+                _ = heartbeat.tick() => self.beat(&held).await,
+                _ = rescue.tick() => self.rescue().await,
+                _ = wake.changed(), if has_room => {}
+                _ = tokio::time::sleep(self.config.poll_interval), if has_room => {}
+            }
+        }
+        let report = self.shut_down(running, held, report).await;
+        drop(done_tx);
+        if let Err(error) = completer.await {
+            tracing::error!(error = %error, "recording successes ended abnormally");
+        }
+        tracing::info!(worker = %self.worker_id, ?report, "job runner stopped");
+        report
+    }
+
+    fn spawn(
+        &self,
+        running: &mut JoinSet<Outcome>,
+        held: &mut HashMap<Id, Job>,
+        job: Job,
+        succeeded: Successes,
+    ) {
+        let ctx = JobContext {
+            db: self.db.clone(),
+            job_id: job.id.clone(),
+            kind: job.kind.clone(),
+            org_id: job.org_id.clone(),
+            attempt: job.attempts,
+            max_attempts: job.max_attempts,
+            worker_id: self.worker_id.clone(),
+        };
+        let handle = running.spawn(execute(
+            ctx,
+            self.registry.clone(),
+            job.clone(),
+            self.config.job_timeout,
+            self.config.backoff,
+            succeeded,
+        ));
+        held.insert(handle.id(), job);
+    }
+
+    fn finished(
+        &self,
+        done: Result<(Id, Outcome), tokio::task::JoinError>,
+        held: &mut HashMap<Id, Job>,
+        report: &mut RunnerReport,
+    ) {
+        match done {
+            Ok((id, outcome)) => {
+                held.remove(&id);
+                match outcome {
+                    Outcome::Succeeded => report.succeeded += 1,
+                    Outcome::Failed => report.failed += 1,
+                }
+            }
+            Err(error) => {
+                // The task itself panicked or was cancelled outside a handler (handler panics are
+                // caught). The job stays running and is rescued after the heartbeat timeout.
+                let job = held.remove(&error.id());
+                tracing::error!(job = ?job.map(|j| j.id), error = %error, "a job task ended abnormally");
+                report.failed += 1;
+            }
+        }
+    }
+
+    async fn beat(&self, held: &HashMap<Id, Job>) {
+        let ids: Vec<String> = held.values().map(|j| j.id.clone()).collect();
+        if let Err(error) = store::heartbeat(&self.db, &self.worker_id, &ids).await {
+            tracing::error!(error = %error, "heartbeat failed; will retry");
+        }
+    }
+
+    async fn rescue(&self) {
+        match store::rescue(&self.db, self.config.rescue_after).await {
+            Ok(jobs) => {
+                for job in &jobs {
+                    tracing::warn!(job = %job.id, kind = %job.kind, worker = ?job.locked_by, status = %job.status, "rescued a job whose worker stopped reporting");
+                    metrics::counter!("meridian_jobs_rescued_total", "kind" => job.kind.clone())
+                        .increment(1);
+                }
+                if !jobs.is_empty() {
+                    super::wake();
+                }
+            }
+            Err(error) => tracing::error!(error = %error, "rescuing jobs failed; will retry"),
+        }
+    }
+
+    async fn shut_down(
+        &self,
+        mut running: JoinSet<Outcome>,
+        mut held: HashMap<Id, Job>,
+        mut report: RunnerReport,
+    ) -> RunnerReport {
+        tracing::info!(worker = %self.worker_id, running = held.len(), "job runner stopping: finishing running jobs");
+        let deadline = tokio::time::Instant::now() + self.config.shutdown_grace;
+        let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
+        while !running.is_empty() {
+            tokio::select! {
+                Some(done) = running.join_next_with_id() => self.finished(done, &mut held, &mut report),
+                _ = heartbeat.tick() => self.beat(&held).await,
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        if !running.is_empty() {
+            running.abort_all();
+            while let Some(done) = running.join_next_with_id().await {
+                if let Ok(done) = done {
+                    self.finished(Ok(done), &mut held, &mut report);
+                }
+            }
+            let ids: Vec<String> = held.values().map(|j| j.id.clone()).collect();
+            match store::release(&self.db, &self.worker_id, &ids).await {
+                Ok(n) => {
+                    report.released = n;
+                    tracing::info!(released = n, "released unfinished jobs to other workers");
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "releasing jobs failed; they will be rescued")
+                }
+            }
+        }
+        report
+    }
+}
+
+/// Where attempts that succeeded are sent to be recorded: (job id, attempt).
+type Successes = mpsc::UnboundedSender<(String, i64)>;
+
+/// Records successes in batches: whatever has arrived while the previous batch was written goes
+/// in the next one. A batch that cannot be written is logged; its jobs stay running and are
+/// rescued and run again (at least once).
+async fn record_successes(
+    db: Db,
+    worker_id: String,
+    mut done: mpsc::UnboundedReceiver<(String, i64)>,
+) {
+    const MAX_BATCH: usize = 1000;
+    let mut batch = Vec::new();
+    while done.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match store::complete_many(&db, &worker_id, &batch).await {
+            Ok(marked) if usize::try_from(marked).unwrap_or(usize::MAX) < batch.len() => {
+                tracing::warn!(
+                    finished = batch.len(),
+                    recorded = marked,
+                    "some jobs finished after they were rescued; another run may follow"
+                )
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(jobs = batch.len(), error = %error, "recording finished jobs failed; they will be rescued and run again")
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Runs one attempt and records its end. A failure to record is logged: the job stays running
+/// and the rescue puts it back (at least once).
+async fn execute(
+    ctx: JobContext,
+    registry: Arc<Registry>,
+    job: Job,
+    timeout: Duration,
+    backoff: Backoff,
+    succeeded: Successes,
+) -> Outcome {
+    let started = Instant::now();
+    let db = ctx.db.clone();
+    let worker_id = ctx.worker_id.clone();
+    let result = match registry.get(&job.kind) {
+        None => Err(JobError::Retryable(format!(
+            "no handler for job kind {:?} on worker {worker_id}",
+            job.kind
+        ))),
+        Some(handler) => match serde_json::from_str::<serde_json::Value>(&job.payload) {
+            Err(error) => Err(JobError::Permanent(format!(
+                "the payload is not JSON: {error}"
+            ))),
+            Ok(payload) => {
+                let attempt = AssertUnwindSafe(handler(ctx, payload)).catch_unwind();
+                match tokio::time::timeout(timeout, attempt).await {
+                    Err(_) => Err(JobError::Retryable(format!("timed out after {timeout:?}"))),
+                    Ok(Err(panic)) => Err(JobError::Retryable(format!(
+                        "the handler panicked: {}",
+                        panic_message(panic.as_ref())
+                    ))),
+                    Ok(Ok(result)) => result,
+                }
+            }
+        },
+    };
+    let elapsed = started.elapsed();
+    metrics::histogram!("meridian_job_duration_seconds", "kind" => job.kind.clone())
+        .record(elapsed.as_secs_f64());
+    match result {
+        Ok(()) => {
+            metrics::counter!("meridian_jobs_total", "kind" => job.kind.clone(), "outcome" => "succeeded").increment(1);
+            if succeeded.send((job.id.clone(), job.attempts)).is_err() {
+                // Only when the runner is gone; the job is rescued and run again.
+                tracing::error!(job = %job.id, "a job finished after its runner stopped recording");
+            }
+            Outcome::Succeeded
+        }
+        Err(error) => {
+            let (failure, message) = match &error {
+                JobError::Retryable(m) => (Failure::Retryable, m),
+                JobError::Permanent(m) => (Failure::Permanent, m),
+            };
+            match store::fail(&db, &job, &worker_id, message, failure, &backoff).await {
+                Ok(Some(JobStatus::Dead)) => {
+                    metrics::counter!("meridian_jobs_total", "kind" => job.kind.clone(), "outcome" => "dead").increment(1);
+                    tracing::error!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %message, "a job failed for good (dead)")
+                }
+                Ok(_) => {
+                    metrics::counter!("meridian_jobs_total", "kind" => job.kind.clone(), "outcome" => "retrying").increment(1);
+                    tracing::warn!(job = %job.id, kind = %job.kind, attempt = job.attempts, error = %message, "a job failed; it will be retried")
+                }
+                Err(db_error) => {
+                    tracing::error!(job = %job.id, error = %db_error, "recording a job's failure failed; it will be rescued")
+                }
+            }
+            Outcome::Failed
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}

@@ -266,6 +266,24 @@ pub async fn seed_leads(
     })
 }
 
+/// `count` other organizations with `leads` leads each, in the same database as the measured one.
+pub async fn seed_other_orgs(app: &TestApp, count: u32, leads: u64) -> anyhow::Result<()> {
+    for o in 0..count {
+        let other = app
+            .create_org(&format!("Other Org {o}"), &format!("owner{o}@other.test"))
+            .await;
+        seed_leads(
+            app,
+            &other,
+            leads,
+            std::slice::from_ref(&other.user_id),
+            u64::from(o) + 1,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn analyze(app: &TestApp) -> anyhow::Result<()> {
     let statement = match app.engine {
         Engine::Sqlite => "ANALYZE",
@@ -327,19 +345,7 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<R
         settings.leads
     );
     let seeded = seed_leads(&app, &owner, settings.leads, &members, 0).await?;
-    for o in 0..settings.other_orgs {
-        let other = app
-            .create_org(&format!("Other Org {o}"), &format!("owner{o}@other.test"))
-            .await;
-        seed_leads(
-            &app,
-            &other,
-            settings.other_leads,
-            std::slice::from_ref(&other.user_id),
-            u64::from(o) + 1,
-        )
-        .await?;
-    }
+    seed_other_orgs(&app, settings.other_orgs, settings.other_leads).await?;
     analyze(&app).await?;
     let seed_seconds = seed_started.elapsed().as_secs_f64();
     eprintln!("  seeded in {seed_seconds:.0} s");

@@ -33,7 +33,9 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use meridian_app::imports::MAX_UPLOAD_BYTES;
 use meridian_app::leads::input::{self, LeadInput};
-use meridian_app::leads::store::{LeadFields, org_region, reserve_numbers, search_text};
+use meridian_app::leads::store::{
+    FIELD_COLUMNS, LeadFields, org_region, reserve_numbers, search_text,
+};
 use meridian_db::{Arg, Db, Engine, Tenant, sql};
 use meridian_tests::{Admin, TestApp, Tokens};
 use reqwest::StatusCode;
@@ -41,7 +43,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Number, Value, json};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use crate::crm::{FIRST, LAST, SOURCES, STATES, mix, pick, seed_leads};
+use crate::crm::{FIRST, LAST, SOURCES, STATES, mix, pick, seed_other_orgs};
 use crate::machine::CpuSnapshot;
 
 #[derive(Debug, Clone)]
@@ -332,7 +334,7 @@ fn lead_input(cells: &[String; 12]) -> anyhow::Result<LeadInput> {
 
 /// The columns the floor writes, in the order of its rows (`assigned_to` and the archive columns
 /// stay NULL, as for an imported lead).
-const FLOOR_COLUMNS: [&str; 28] = [
+const FLOOR_HEAD: [&str; 7] = [
     "org_id",
     "id",
     "number",
@@ -340,28 +342,23 @@ const FLOOR_COLUMNS: [&str; 28] = [
     "stage",
     "created_by",
     "is_priority",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "state",
-    "country",
-    "date_of_birth",
-    "source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "meta_ad_id",
-    "meta_form_id",
-    "campaign_id",
-    "custom_fields",
+];
+const FLOOR_TAIL: [&str; 4] = [
     "search_text",
     "stage_entered_at",
     "created_at",
     "updated_at",
 ];
+
+/// The floor's columns: the lead row's own, with the fields an import fills in between.
+fn floor_columns() -> Vec<&'static str> {
+    FLOOR_HEAD
+        .iter()
+        .chain(FIELD_COLUMNS.iter())
+        .chain(FLOOR_TAIL.iter())
+        .copied()
+        .collect()
+}
 const FLOOR_NUMBER: usize = 2;
 const FLOOR_PRIORITY: usize = 6;
 /// Bound parameters per SQLite statement (the app's bulk writes use the same bound).
@@ -555,10 +552,10 @@ async fn prepare_floor(app: &TestApp, owner: &Tokens, rows: u64) -> anyhow::Resu
 }
 
 fn floor_insert_text(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; FLOOR_COLUMNS.len()].join(", "));
+    let row = format!("({})", vec!["?"; floor_columns().len()].join(", "));
     format!(
         "INSERT INTO leads ({}) VALUES {}",
-        FLOOR_COLUMNS.join(", "),
+        floor_columns().join(", "),
         vec![row.as_str(); rows].join(", ")
     )
 }
@@ -576,10 +573,10 @@ fn floor_statement(text: &str, batch: &[&[u8]]) -> anyhow::Result<meridian_db::S
             });
             count += 1;
         }
-        if count != FLOOR_COLUMNS.len() {
+        if count != floor_columns().len() {
             bail!(
                 "a floor row has {count} fields, not {}",
-                FLOOR_COLUMNS.len()
+                floor_columns().len()
             );
         }
     }
@@ -594,7 +591,7 @@ async fn load_floor(app: &TestApp, owner: &Tokens, parts: &[Vec<u8>]) -> anyhow:
             let mut copy = conn
                 .copy_in_raw(&format!(
                     "COPY leads ({}) FROM STDIN",
-                    FLOOR_COLUMNS.join(", ")
+                    floor_columns().join(", ")
                 ))
                 .await?;
             for part in parts {
@@ -606,7 +603,7 @@ async fn load_floor(app: &TestApp, owner: &Tokens, parts: &[Vec<u8>]) -> anyhow:
         }
         Admin::Sqlite(_) => {
             let tenant = Tenant::for_verified_credentials(&owner.org_id, None);
-            let per_statement = SQLITE_MAX_PARAMS / FLOOR_COLUMNS.len();
+            let per_statement = SQLITE_MAX_PARAMS / floor_columns().len();
             let full = floor_insert_text(per_statement);
             let mut tx = app.db.tenant(&tenant).await?;
             let mut written = 0;
@@ -904,19 +901,7 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<R
         "  seeding {} other organizations with {} leads each…",
         settings.other_orgs, settings.other_leads
     );
-    for o in 0..settings.other_orgs {
-        let other = app
-            .create_org(&format!("Other Org {o}"), &format!("owner{o}@other.test"))
-            .await;
-        seed_leads(
-            &app,
-            &other,
-            settings.other_leads,
-            std::slice::from_ref(&other.user_id),
-            u64::from(o) + 1,
-        )
-        .await?;
-    }
+    seed_other_orgs(&app, settings.other_orgs, settings.other_leads).await?;
     let floor_owner = app
         .create_org("Bench Import Floor", "owner@floor.test")
         .await;

@@ -8,7 +8,7 @@ use meridian_db::{Arg, Engine, Sql, TenantTx, sql};
 use time::OffsetDateTime;
 
 use super::plan::Problem;
-use crate::leads::store::{LEAD_COLUMNS, LeadFields, LeadRow};
+use crate::leads::store::{FIELD_COLUMNS, LEAD_COLUMNS, LeadFields, LeadRow};
 
 /// Bound parameters per statement: SQLite allows 32766 (PostgreSQL 65535).
 const MAX_PARAMS: usize = 32_000;
@@ -764,27 +764,6 @@ pub async fn active_by_keys(
 /// Every text column an import writes is `text` on PostgreSQL.
 const FIELD_TYPE: &str = "text";
 
-/// The lead columns an import writes, in bind order.
-const FIELDS: [&str; 17] = [
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "state",
-    "country",
-    "date_of_birth",
-    "source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_content",
-    "utm_term",
-    "meta_ad_id",
-    "meta_form_id",
-    "campaign_id",
-    "custom_fields",
-];
-
 fn field_args(f: &LeadFields) -> [Arg; 17] {
     let text = |v: &str| Arg::Text(Some(v.to_owned()));
     let opt = |v: &Option<String>| Arg::Text(v.clone());
@@ -844,14 +823,14 @@ pub async fn insert_leads(
         "INSERT INTO leads (org_id, id, number, pipeline_id, stage, assigned_to, created_by, is_priority, \
          {}, search_text, stage_entered_at, created_at, updated_at) \
          SELECT $1, #1, #2, $2, $3, NULL, $4, false, {}, $5, $5, $5 FROM {{rows}}",
-        FIELDS.join(", "),
-        (3..=FIELDS.len() + 3)
+        FIELD_COLUMNS.join(", "),
+        (3..=FIELD_COLUMNS.len() + 3)
             .map(|i| format!("#{i}"))
             .collect::<Vec<_>>()
             .join(", ")
     );
     let mut types = vec!["text", "bigint"];
-    types.extend([FIELD_TYPE; FIELDS.len() + 1]);
+    types.extend([FIELD_TYPE; FIELD_COLUMNS.len() + 1]);
     let statement = Bulk {
         text: &text,
         shared: vec![
@@ -877,13 +856,13 @@ pub async fn update_leads(
     leads: Vec<(String, LeadFields, String)>,
 ) -> sqlx::Result<()> {
     let org_id = tx.org_id();
-    let assignments: Vec<String> = FIELDS
+    let assignments: Vec<String> = FIELD_COLUMNS
         .iter()
         .enumerate()
         .map(|(i, c)| format!("{c} = #{}", i + 2))
         .chain(std::iter::once(format!(
             "search_text = #{}",
-            FIELDS.len() + 2
+            FIELD_COLUMNS.len() + 2
         )))
         .collect();
     let rows = leads
@@ -899,7 +878,7 @@ pub async fn update_leads(
         "UPDATE leads SET {}, updated_at = $2 FROM {{rows}} WHERE leads.org_id = $1 AND leads.id = #1",
         assignments.join(", ")
     );
-    let types = [FIELD_TYPE; FIELDS.len() + 2];
+    let types = [FIELD_TYPE; FIELD_COLUMNS.len() + 2];
     let statement = Bulk {
         text: &text,
         shared: vec![Arg::Text(Some(org_id)), Arg::Time(Some(now))],

@@ -114,7 +114,8 @@ impl LeadFields {
     }
 }
 
-const FIELD_COLUMNS: [&str; 17] = [
+/// The lead columns a person or an import fills in, in the order [`LeadFields`] binds them.
+pub const FIELD_COLUMNS: [&str; 17] = [
     "first_name",
     "last_name",
     "email",

@@ -36,10 +36,12 @@ pub enum Permission {
     LeadsTransfer,
     /// Create and change pipelines, stages and custom fields.
     PipelinesManage,
+    /// See the organization's background jobs (queue depth, failures) and retry or discard them.
+    JobsManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::OrgRead,
         Permission::OrgManage,
         Permission::MembersRead,
@@ -52,6 +54,7 @@ impl Permission {
         Permission::LeadsManage,
         Permission::LeadsTransfer,
         Permission::PipelinesManage,
+        Permission::JobsManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Permission {
             Permission::LeadsManage => "leads.manage",
             Permission::LeadsTransfer => "leads.transfer",
             Permission::PipelinesManage => "pipelines.manage",
+            Permission::JobsManage => "jobs.manage",
         }
     }
 }
@@ -108,6 +112,7 @@ const ADMIN_PERMISSIONS: &[Permission] = &[
     P::LeadsManage,
     P::LeadsTransfer,
     P::PipelinesManage,
+    P::JobsManage,
 ];
 const MANAGER_PERMISSIONS: &[Permission] = &[
     P::OrgRead,
@@ -310,6 +315,7 @@ mod tests {
             assert!(!role.allows(Permission::MembersManage));
             assert!(!role.allows(Permission::ApiKeysManage));
             assert!(!role.allows(Permission::AuditRead));
+            assert!(!role.allows(Permission::JobsManage));
             assert!(!role.may_grant(Role::Viewer));
             assert!(role.allows(Permission::MembersRead));
         }

@@ -19,7 +19,7 @@ use crate::config::AppConfig;
 use crate::http::client::REQUEST_ID_HEADER;
 use crate::http::middleware;
 use crate::state::{AppState, Shared};
-use crate::{apikeys, audit, auth, imports, leads, ops, orgs, pipelines, views, web};
+use crate::{apikeys, audit, auth, imports, jobs, leads, ops, orgs, pipelines, views, web};
 
 /// Builds the shared state: loads (or creates) the instance secrets and warms the hasher.
 pub async fn build_state(db: Db, config: AppConfig) -> anyhow::Result<AppState> {
@@ -67,6 +67,7 @@ fn api_routes() -> Router<AppState> {
         .merge(leads::api_routes())
         .merge(imports::api_routes())
         .merge(views::api_routes())
+        .merge(jobs::api_routes())
         .fallback(api_not_found)
 }
 

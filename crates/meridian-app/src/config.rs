@@ -81,67 +81,13 @@ impl Default for JobsConfig {
     }
 }
 
-/// Parses `250ms`, `90s`, `15m`, `12h`, `7d` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let bad = || format!("{text:?} is not a duration like 500ms, 30s, 15m, 12h or 7d");
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "d" => Duration::from_secs(n.saturating_mul(86_400)),
-        _ => return Err(bad()),
-    };
-    if duration.is_zero() {
-        return Err(format!("{text:?} must be longer than zero"));
-    }
-    Ok(duration)
-}
-
 impl JobsConfig {
-    /// The defaults overridden by `MERIDIAN_*` variables read through `env`.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<JobsConfig, String> {
-        let mut c = JobsConfig::default();
-        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = get("MERIDIAN_WORKER_CONCURRENCY") {
-            c.concurrency = v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    format!(
-                        "MERIDIAN_WORKER_CONCURRENCY must be a whole number above zero, not {v:?}"
-                    )
-                })?;
-        }
-        let durations: [(&str, &mut Duration); 7] = [
-            ("MERIDIAN_JOB_POLL_INTERVAL", &mut c.poll_interval),
-            ("MERIDIAN_JOB_TIMEOUT", &mut c.job_timeout),
-            ("MERIDIAN_JOB_RESCUE_AFTER", &mut c.rescue_after),
-            ("MERIDIAN_JOB_SHUTDOWN_GRACE", &mut c.shutdown_grace),
-            ("MERIDIAN_JOB_BACKOFF_BASE", &mut c.backoff_base),
-            ("MERIDIAN_JOB_BACKOFF_CAP", &mut c.backoff_cap),
-            ("MERIDIAN_JOB_RETENTION", &mut c.retention),
-        ];
-        for (name, slot) in durations {
-            if let Some(v) = get(name) {
-                *slot = parse_duration(&v).map_err(|e| format!("{name}: {e}"))?;
-            }
-        }
-        c.check()?;
-        Ok(c)
-    }
-
-    /// Refuses settings that would run a job twice at once (a rescue window not longer than the
-    /// job timeout).
+    /// Refuses settings that would run no job, or run a job twice at once (a rescue window not
+    /// longer than the job timeout).
     pub fn check(&self) -> Result<(), String> {
+        if self.concurrency == 0 {
+            return Err("MERIDIAN_WORKER_CONCURRENCY must be above zero".to_owned());
+        }
         if self.rescue_after <= self.job_timeout {
             return Err(format!(
                 "MERIDIAN_JOB_RESCUE_AFTER ({:?}) must be longer than MERIDIAN_JOB_TIMEOUT ({:?}), or a slow job could run twice at once",
@@ -189,35 +135,5 @@ impl Default for AppConfig {
             password_hash_concurrency: default_password_hash_concurrency(),
             jobs: JobsConfig::default(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_settings_come_from_the_environment() {
-        let env = |name: &str| match name {
-            "MERIDIAN_WORKER_CONCURRENCY" => Some("4".to_owned()),
-            "MERIDIAN_JOB_POLL_INTERVAL" => Some("250ms".to_owned()),
-            "MERIDIAN_JOB_TIMEOUT" => Some("2m".to_owned()),
-            _ => None,
-        };
-        let c = JobsConfig::from_env(&env).expect("valid");
-        assert_eq!(c.concurrency, 4);
-        assert_eq!(c.poll_interval, Duration::from_millis(250));
-        assert_eq!(c.job_timeout, Duration::from_secs(120));
-        assert_eq!(c.rescue_after, JobsConfig::default().rescue_after);
-    }
-
-    #[test]
-    fn a_rescue_window_shorter_than_the_timeout_is_refused() {
-        let env = |name: &str| (name == "MERIDIAN_JOB_RESCUE_AFTER").then(|| "1m".to_owned());
-        assert!(JobsConfig::from_env(&env).is_err());
-        let zero = |name: &str| (name == "MERIDIAN_WORKER_CONCURRENCY").then(|| "0".to_owned());
-        assert!(JobsConfig::from_env(&zero).is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("0s").is_err());
     }
 }

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{apikeys, audit, auth, imports, leads, notes, ops, orgs, pipelines, tasks, views};
+use crate::{
+    apikeys, audit, auth, imports, jobs, leads, notes, ops, orgs, pipelines, tasks, views,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +35,7 @@ use crate::{apikeys, audit, auth, imports, leads, notes, ops, orgs, pipelines, t
         views::api::list, views::api::create, views::api::update, views::api::delete,
         imports::api::upload, imports::api::validate, imports::api::commit, imports::api::get,
         imports::api::list, imports::api::errors_csv, leads::export::export,
+        jobs::api::overview, jobs::api::get, jobs::api::retry, jobs::api::discard,
         ops::health, ops::ready,
     ),
     modifiers(&BearerAuth),
@@ -48,6 +51,7 @@ use crate::{apikeys, audit, auth, imports, leads, notes, ops, orgs, pipelines, t
         (name = "notes", description = "Rich-text notes on a lead"),
         (name = "tasks", description = "Calls, emails, meetings and follow-ups"),
         (name = "imports", description = "Lead imports from CSV and XLSX: upload, map, dry run, commit"),
+        (name = "jobs", description = "Background jobs: queue depth, throughput, latency, failures; retry and discard"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

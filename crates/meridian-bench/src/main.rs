@@ -8,6 +8,7 @@
 mod api;
 mod crm;
 mod import;
+mod jobs;
 mod load;
 mod machine;
 mod report;
@@ -36,6 +37,33 @@ enum Command {
     /// API, against loading the same rows straight into the database (COPY on PostgreSQL, one
     /// transaction of multi-row INSERTs on SQLite).
     Import(ImportArgs),
+    /// The job queue: no-op jobs through one runner (the app's Runner) against its claim and
+    /// complete SQL in a loop (the floor), and enqueue-to-start latency when idle, with and
+    /// without a wake-up.
+    Jobs(JobsArgs),
+}
+
+#[derive(clap::Args)]
+struct JobsArgs {
+    #[arg(long, value_enum, default_value = "both")]
+    engine: EngineChoice,
+    /// No-op jobs enqueued then run (for the runner, and again for each floor).
+    #[arg(long, default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    jobs: u64,
+    /// The runner's slots (jobs running at once; also the floor's claim batch). Default: the
+    /// app's default (`MERIDIAN_WORKER_CONCURRENCY`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    concurrency: Option<u32>,
+    /// Jobs per enqueuing transaction.
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    enqueue_batch: u64,
+    /// Jobs enqueued one at a time, each followed by `wake()`, for the latency.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    latency_samples: u32,
+    /// Jobs enqueued one at a time without `wake()` (found by the poll; about a poll interval
+    /// each); 0 skips them.
+    #[arg(long, default_value_t = 40)]
+    poll_samples: u32,
 }
 
 #[derive(clap::Args)]
@@ -276,11 +304,39 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn jobs(args: JobsArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; run with --release for meaningful numbers");
+    }
+    let settings = jobs::Settings {
+        jobs: args.jobs,
+        concurrency: args.concurrency.map_or_else(
+            || meridian_app::config::JobsConfig::default().concurrency,
+            |n| n as usize,
+        ),
+        enqueue_batch: args.enqueue_batch,
+        latency_samples: args.latency_samples as usize,
+        poll_samples: args.poll_samples as usize,
+    };
+    let started = now_text();
+    for engine in engines_of(args.engine) {
+        eprintln!("{}:", engine.as_str());
+        let report = jobs::run_engine(engine, &settings).await?;
+        println!("{}", jobs::text(&report, &settings));
+    }
+    print!(
+        "{}",
+        report::environment(&machine::Machine::probe(), &started, &command_line())
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Api(args) => api(args).await,
         Command::Crm(args) => crm(args).await,
         Command::Import(args) => import(args).await,
+        Command::Jobs(args) => jobs(args).await,
     }
 }

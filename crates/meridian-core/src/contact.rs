@@ -155,8 +155,11 @@ struct PhonePatterns {
     types: Vec<CompiledDescriptor>,
 }
 
-/// Keyed by country code and region id (the non-geographic entries share the id "001").
-static PHONE_PATTERNS: LazyLock<RwLock<HashMap<(u16, String), Option<Arc<PhonePatterns>>>>> =
+/// Compiled patterns by country code and region id (the non-geographic entries share the id
+/// "001"); `None` for a region whose patterns did not compile.
+type PatternsByRegion = HashMap<(u16, String), Option<Arc<PhonePatterns>>>;
+
+static PHONE_PATTERNS: LazyLock<RwLock<PatternsByRegion>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
 
 fn compile(source: &str) -> Option<Regex> {

@@ -415,9 +415,16 @@ async fn journey(engine: Engine, screenshots: bool) {
         assert!(log.contains(action), "audit log lists {action}: {log}");
     }
 
+    // Some background work for the Operations page: jobs that ran, one waiting, one dead.
+    seed_jobs(&app.db).await;
+    owner.click("a.nav-item[href='/settings/operations']").await;
+    let failures = owner.text("table.ops-failures tbody").await;
+    assert!(failures.contains("email.send"), "{failures}");
+
     // Screenshots of the signed-in pages.
     let pages = [
         ("home", "/", ".hero-title"),
+        ("operations", "/settings/operations", ".ops-stats"),
         ("organization", "/settings/organization", ".facts"),
         ("members", "/settings/members", "form.role-form"),
         ("api-keys", "/settings/api-keys", "table.table"),
@@ -428,9 +435,70 @@ async fn journey(engine: Engine, screenshots: bool) {
     for (name, path, ready) in pages {
         owner.shoot(name, path, ready).await;
     }
+    owner
+        .shoot_section(
+            "operations-failures",
+            "/settings/operations",
+            "#failures-title",
+        )
+        .await;
     owner.close().await;
     drop(driver);
     eprintln!("browser journey on {engine:?}: {:.1?}", started.elapsed());
+}
+
+/// Jobs of the (only) organization: three that succeeded, one waiting and one that failed for
+/// good, written through the queue's store as a worker would.
+async fn seed_jobs(db: &meridian_db::Db) {
+    use meridian_db::jobs::{self as store, Backoff, Failure, NewJob};
+
+    let mut tx = db.global_read().await.expect("tx");
+    let (org_id,): (String,) = tx
+        .fetch_one(meridian_db::sql(
+            "SELECT id FROM organizations ORDER BY id LIMIT 1",
+        ))
+        .await
+        .expect("the organization");
+    tx.commit().await.expect("commit");
+    let tenant = meridian_db::Tenant::for_verified_credentials(org_id, None);
+    let enqueue = |kind: &'static str| {
+        let tenant = tenant.clone();
+        async move {
+            let mut tx = db.tenant(&tenant).await.expect("tx");
+            meridian_app::jobs::enqueue_for_tenant(&mut tx, NewJob::new(kind, "{}"))
+                .await
+                .expect("enqueue");
+            tx.commit().await.expect("commit");
+        }
+    };
+    for kind in [
+        "email.send",
+        "webhook.deliver",
+        "webhook.deliver",
+        "email.send",
+    ] {
+        enqueue(kind).await;
+    }
+    let claimed = store::claim(db, "browser-test", 10).await.expect("claim");
+    for (n, job) in claimed.iter().enumerate() {
+        if n == 0 {
+            store::fail(
+                db,
+                job,
+                "browser-test",
+                "SMTP said 550 5.1.1 <ann.lee@example.com>: mailbox unavailable",
+                Failure::Permanent,
+                &Backoff::default(),
+            )
+            .await
+            .expect("fail");
+        } else {
+            store::complete(db, job, "browser-test")
+                .await
+                .expect("complete");
+        }
+    }
+    enqueue("automation.run").await;
 }
 
 /// Signs a browser in through the login form.

@@ -183,13 +183,6 @@ async fn prepare_database(settings: &Settings, allow_migrate: bool) -> anyhow::R
     connect(&settings.database_url, settings.db_max_connections).await
 }
 
-/// The job runner's settings: defaults overridden by `MERIDIAN_WORKER_CONCURRENCY` and
-/// `MERIDIAN_JOB_*` (see the README).
-fn jobs_config() -> anyhow::Result<meridian_app::config::JobsConfig> {
-    meridian_app::config::JobsConfig::from_env(&|name| std::env::var(name).ok())
-        .map_err(|e| anyhow::anyhow!(e))
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -244,9 +237,8 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
         database_url: args.database_url,
         signup: args.signup,
     };
-    let mut settings = Settings::load(config, &flags)?;
+    let settings = Settings::load(config, &flags)?;
     init_logging(&settings);
-    settings.app.jobs = jobs_config()?;
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
     let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
     if args.demo {
@@ -306,9 +298,8 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
 }
 
 pub async fn worker(config: Option<&str>) -> anyhow::Result<()> {
-    let mut settings = Settings::load(config, &FlagSettings::default())?;
+    let settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
-    settings.app.jobs = jobs_config()?;
     let db = prepare_database(&settings, false).await?;
     tracing::info!(database = db.engine().as_str(), "worker started");
     meridian_app::housekeeping::run_worker(
@@ -344,7 +335,7 @@ pub async fn migrate(config: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open_for_cli(config: Option<&str>) -> anyhow::Result<(Settings, Db)> {
+pub(crate) async fn open_for_cli(config: Option<&str>) -> anyhow::Result<(Settings, Db)> {
     let settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
@@ -456,6 +447,7 @@ pub async fn config(config: Option<&str>, command: ConfigCommand) -> anyhow::Res
         ConfigCommand::Check => {
             let settings = Settings::load(config, &FlagSettings::default())?;
             let source = |key: &str| settings.sources.get(key).copied().unwrap_or("default");
+            let jobs = &settings.app.jobs;
             let rows: Vec<(&str, String)> = vec![
                 ("listen", settings.listen.to_string()),
                 ("data_dir", settings.data_dir.display().to_string()),
@@ -511,10 +503,18 @@ pub async fn config(config: Option<&str>, command: ConfigCommand) -> anyhow::Res
                     "password_hash_concurrency",
                     settings.app.password_hash_concurrency.to_string(),
                 ),
+                ("worker_concurrency", jobs.concurrency.to_string()),
+                ("job_poll_interval", format!("{:?}", jobs.poll_interval)),
+                ("job_timeout", format!("{:?}", jobs.job_timeout)),
+                ("job_rescue_after", format!("{:?}", jobs.rescue_after)),
+                ("job_shutdown_grace", format!("{:?}", jobs.shutdown_grace)),
+                ("job_backoff_base", format!("{:?}", jobs.backoff_base)),
+                ("job_backoff_cap", format!("{:?}", jobs.backoff_cap)),
+                ("job_retention", format!("{:?}", jobs.retention)),
             ];
             for (key, value) in &rows {
                 println!(
-                    "{:<28} {:<48} ({})",
+                    "{:<32} {:<48} ({})",
                     format!("MERIDIAN_{}", key.to_uppercase()),
                     value,
                     source(key)

@@ -1,6 +1,7 @@
 //! `meridian`: the server and its command-line tools, in one binary.
 
 mod commands;
+mod jobs;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,9 @@ enum Command {
     /// Import records from files.
     #[command(subcommand)]
     Import(commands::ImportCommand),
+    /// Inspect the background job queue server-wide; retry or discard jobs.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,6 +76,7 @@ fn main() -> std::process::ExitCode {
             Command::Seed(args) => commands::seed(config, args).await,
             Command::Config(command) => commands::config(config, command).await,
             Command::Import(command) => commands::import(config, command).await,
+            Command::Jobs(command) => jobs::jobs(config, command).await,
         }
     });
     match result {

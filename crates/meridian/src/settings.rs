@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use meridian_app::config::JobsConfig;
 use meridian_app::{AppConfig, SignupPolicy};
 use serde::Deserialize;
 
@@ -32,6 +33,14 @@ pub struct FileSettings {
     pub log_format: Option<String>,
     pub worker_interval: Option<String>,
     pub password_hash_concurrency: Option<usize>,
+    pub worker_concurrency: Option<usize>,
+    pub job_poll_interval: Option<String>,
+    pub job_timeout: Option<String>,
+    pub job_rescue_after: Option<String>,
+    pub job_shutdown_grace: Option<String>,
+    pub job_backoff_base: Option<String>,
+    pub job_backoff_cap: Option<String>,
+    pub job_retention: Option<String>,
 }
 
 /// Flags that override everything else (the `serve` flags).
@@ -66,27 +75,27 @@ pub struct Settings {
     pub sources: HashMap<&'static str, &'static str>,
 }
 
-/// Parses `90s`, `15m`, `12h`, `7d` (a bare number is seconds).
+/// Parses `250ms`, `90s`, `15m`, `12h`, `7d` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let n: u64 = number
-        .parse()
-        .with_context(|| format!("{text:?} is not a duration like 30m, 12h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => bail!("{text:?} is not a duration like 30m, 12h or 7d"),
+    let bad = || anyhow::anyhow!("{text:?} is not a duration like 500ms, 30s, 15m, 12h or 7d");
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => return Err(bad()),
     };
-    if secs == 0 {
+    if duration.is_zero() {
         bail!("{text:?} must be longer than zero");
     }
-    Ok(Duration::from_secs(secs))
+    Ok(duration)
 }
 
 struct Layers<'a> {
@@ -212,15 +221,23 @@ impl Settings {
                 })
                 .transpose()
         };
+        let duration_or = |l: &mut Layers,
+                           key: &'static str,
+                           file: Option<String>,
+                           default: Duration|
+         -> anyhow::Result<Duration> {
+            match l.pick(key, file, None) {
+                Some(text) => parse_duration(&text)
+                    .with_context(|| format!("MERIDIAN_{}", key.to_uppercase())),
+                None => Ok(default),
+            }
+        };
         let duration = |l: &mut Layers,
                         key: &'static str,
                         file: Option<String>,
                         default: &str|
          -> anyhow::Result<Duration> {
-            let text = l
-                .pick(key, file, None)
-                .unwrap_or_else(|| default.to_owned());
-            parse_duration(&text).with_context(|| format!("MERIDIAN_{}", key.to_uppercase()))
+            duration_or(l, key, file, parse_duration(default)?)
         };
         let db_max_connections = number(
             &mut l,
@@ -265,6 +282,59 @@ impl Settings {
         let session_absolute_lifetime =
             duration(&mut l, "session_lifetime", f.session_lifetime.clone(), "7d")?;
         let worker_interval = duration(&mut l, "worker_interval", f.worker_interval.clone(), "5m")?;
+        let job_defaults = JobsConfig::default();
+        let jobs = JobsConfig {
+            concurrency: number(
+                &mut l,
+                "worker_concurrency",
+                f.worker_concurrency.map(|n| n.to_string()),
+            )?
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .unwrap_or(job_defaults.concurrency),
+            poll_interval: duration_or(
+                &mut l,
+                "job_poll_interval",
+                f.job_poll_interval.clone(),
+                job_defaults.poll_interval,
+            )?,
+            job_timeout: duration_or(
+                &mut l,
+                "job_timeout",
+                f.job_timeout.clone(),
+                job_defaults.job_timeout,
+            )?,
+            rescue_after: duration_or(
+                &mut l,
+                "job_rescue_after",
+                f.job_rescue_after.clone(),
+                job_defaults.rescue_after,
+            )?,
+            shutdown_grace: duration_or(
+                &mut l,
+                "job_shutdown_grace",
+                f.job_shutdown_grace.clone(),
+                job_defaults.shutdown_grace,
+            )?,
+            backoff_base: duration_or(
+                &mut l,
+                "job_backoff_base",
+                f.job_backoff_base.clone(),
+                job_defaults.backoff_base,
+            )?,
+            backoff_cap: duration_or(
+                &mut l,
+                "job_backoff_cap",
+                f.job_backoff_cap.clone(),
+                job_defaults.backoff_cap,
+            )?,
+            retention: duration_or(
+                &mut l,
+                "job_retention",
+                f.job_retention.clone(),
+                job_defaults.retention,
+            )?,
+        };
+        jobs.check().map_err(|e| anyhow::anyhow!(e))?;
         let log = l
             .pick("log", f.log.clone(), None)
             .unwrap_or_else(|| "info".to_owned());
@@ -283,6 +353,7 @@ impl Settings {
             trust_proxy_headers,
             metrics_on_main_listener: metrics_listen.is_none(),
             password_hash_concurrency,
+            jobs,
             ..AppConfig::default()
         };
         Ok(Settings {
@@ -414,6 +485,11 @@ mod tests {
         );
         assert!(parse_duration("0s").is_err());
         assert_eq!(
+            parse_duration("250ms").expect("ms"),
+            Duration::from_millis(250)
+        );
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(
             redact_url("postgres://app:secret@db:5432/m"),
             "postgres://app:****@db:5432/m"
         );
@@ -422,5 +498,51 @@ mod tests {
             Some("app")
         );
         assert_eq!(url_user("sqlite://./data/m.db"), None);
+    }
+
+    #[test]
+    fn job_settings_come_from_every_layer_and_are_checked() {
+        let file = FileSettings {
+            worker_concurrency: Some(3),
+            job_retention: Some("2d".into()),
+            ..FileSettings::default()
+        };
+        let s = resolve(
+            file,
+            FlagSettings::default(),
+            &[
+                ("MERIDIAN_WORKER_CONCURRENCY", "4"),
+                ("MERIDIAN_JOB_POLL_INTERVAL", "250ms"),
+                ("MERIDIAN_JOB_TIMEOUT", "2m"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.app.jobs.concurrency, 4, "env beats file");
+        assert_eq!(s.app.jobs.poll_interval, Duration::from_millis(250));
+        assert_eq!(s.app.jobs.job_timeout, Duration::from_secs(120));
+        assert_eq!(s.app.jobs.retention, Duration::from_secs(2 * 86_400));
+        assert_eq!(s.app.jobs.rescue_after, JobsConfig::default().rescue_after);
+        assert_eq!(s.sources["job_retention"], "file");
+
+        let err = resolve(
+            FileSettings::default(),
+            FlagSettings::default(),
+            &[("MERIDIAN_JOB_RESCUE_AFTER", "1m")],
+        )
+        .expect_err("a rescue window shorter than the job timeout");
+        assert!(
+            err.to_string().contains("MERIDIAN_JOB_RESCUE_AFTER"),
+            "{err}"
+        );
+        let err = resolve(
+            FileSettings::default(),
+            FlagSettings::default(),
+            &[("MERIDIAN_WORKER_CONCURRENCY", "0")],
+        )
+        .expect_err("no workers");
+        assert!(
+            err.to_string().contains("MERIDIAN_WORKER_CONCURRENCY"),
+            "{err}"
+        );
     }
 }

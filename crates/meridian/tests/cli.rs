@@ -379,3 +379,121 @@ fn cli_imports_leads_from_a_csv() {
         "{out}"
     );
 }
+
+#[test]
+fn cli_lists_retries_and_discards_jobs() {
+    use meridian_db::jobs::{self as store, Backoff, Failure, NewJob};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let created = meridian(
+        dir.path(),
+        &[
+            "org",
+            "create",
+            "--name",
+            "Acme Growth",
+            "--owner-email",
+            "ada@acme.test",
+            "--owner-name",
+            "Ada Lovelace",
+        ],
+        &[],
+    );
+    assert!(created.status.success(), "{}", text(&created));
+    let out = text(&created);
+    let org_id = out
+        .split('(')
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("org id in output")
+        .to_owned();
+
+    // A job that failed for good and one waiting to run, written as the app would.
+    let db_path = dir.path().join("data").join("meridian.db");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (dead, waiting) = runtime.block_on(async {
+        let url = format!("sqlite://{}", db_path.display());
+        let db = meridian_db::Db::connect(&meridian_db::ConnectOptions {
+            url,
+            max_connections: 1,
+        })
+        .await
+        .expect("open");
+        let tenant = meridian_db::Tenant::for_verified_credentials(org_id.clone(), None);
+        let mut tx = db.tenant(&tenant).await.expect("tx");
+        let dead = store::enqueue(&mut tx, &NewJob::new("email.send", "{}").org(&org_id))
+            .await
+            .expect("enqueue")
+            .expect("inserted");
+        tx.commit().await.expect("commit");
+        let claimed = store::claim(&db, "cli-test", 10).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        store::fail(
+            &db,
+            &claimed[0],
+            "cli-test",
+            "SMTP said 550: mailbox unavailable",
+            Failure::Permanent,
+            &Backoff::default(),
+        )
+        .await
+        .expect("fail");
+        let mut tx = db.tenant(&tenant).await.expect("tx");
+        let waiting = store::enqueue(&mut tx, &NewJob::new("webhook.deliver", "{}").org(&org_id))
+            .await
+            .expect("enqueue")
+            .expect("inserted");
+        tx.commit().await.expect("commit");
+        db.close().await;
+        (dead, waiting)
+    });
+
+    let listed = meridian(dir.path(), &["jobs", "list", "--status", "dead"], &[]);
+    let out = text(&listed);
+    assert!(listed.status.success(), "{out}");
+    assert!(
+        out.contains("1 waiting (1 available, 0 scheduled, 0 retrying), 0 running, 1 dead"),
+        "{out}"
+    );
+    assert!(out.contains(&dead) && out.contains("email.send"), "{out}");
+    assert!(out.contains("SMTP said 550: mailbox unavailable"), "{out}");
+    assert!(!out.contains(&waiting), "only dead jobs: {out}");
+    let by_org = meridian(dir.path(), &["jobs", "list", "--org", &org_id], &[]);
+    let out = text(&by_org);
+    assert!(by_org.status.success(), "{out}");
+    assert!(out.contains(&dead) && out.contains(&waiting), "{out}");
+    let no_org = meridian(dir.path(), &["jobs", "list", "--org", "nope"], &[]);
+    assert!(!no_org.status.success());
+    assert!(text(&no_org).contains("no organization with id nope"));
+
+    let retried = meridian(dir.path(), &["jobs", "retry", &dead], &[]);
+    let out = text(&retried);
+    assert!(retried.status.success(), "{out}");
+    assert!(out.contains("is available again"), "{out}");
+    let again = meridian(dir.path(), &["jobs", "retry", &dead], &[]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("only dead or retrying jobs can be retried"),
+        "{}",
+        text(&again)
+    );
+    let unknown = meridian(dir.path(), &["jobs", "retry", "no-such-job"], &[]);
+    assert!(!unknown.status.success());
+    assert!(text(&unknown).contains("no job with id no-such-job"));
+
+    let discarded = meridian(dir.path(), &["jobs", "discard", &waiting], &[]);
+    let out = text(&discarded);
+    assert!(discarded.status.success(), "{out}");
+    assert!(out.contains("Discarded job"), "{out}");
+    let gone = meridian(dir.path(), &["jobs", "discard", &waiting], &[]);
+    assert!(!gone.status.success());
+    assert!(text(&gone).contains("no job with id"));
+    let unknown = meridian(dir.path(), &["jobs", "discard", "no-such-job"], &[]);
+    assert!(!unknown.status.success());
+
+    let listed = meridian(dir.path(), &["jobs", "list"], &[]);
+    let out = text(&listed);
+    assert!(listed.status.success(), "{out}");
+    assert!(out.contains(&dead) && !out.contains(&waiting), "{out}");
+    assert!(out.contains("0 dead"), "{out}");
+}

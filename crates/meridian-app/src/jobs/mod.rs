@@ -10,9 +10,15 @@
 //!   job id) so a second run has none.
 //! - A [`schedule::Scheduler`] enqueues recurring jobs (cron expressions or fixed periods); only the
 //!   node holding the `scheduler` lease does, and each tick is enqueued once.
+//! - Admins see their organization's queue (counts, throughput, latency, failures) and retry or
+//!   discard jobs through `/api/v1/jobs` ([`api`]) and Settings → Operations ([`web`]); operators
+//!   do the same server-wide with `meridian jobs`.
 
+pub mod api;
 pub mod runner;
 pub mod schedule;
+pub mod service;
+pub mod web;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,10 +30,36 @@ use meridian_db::{Db, Tenant, TenantTx, Tx};
 use serde::Serialize;
 
 use crate::config::JobsConfig;
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{get, post};
 use tokio::sync::watch;
 
 pub use runner::{Runner, RunnerConfig};
 pub use schedule::{Entry, Recurrence, Scheduler, SchedulerConfig};
+
+/// The jobs endpoints under `/api/v1`.
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/jobs", get(api::overview))
+        .route("/jobs/{id}", get(api::get))
+        .route("/jobs/{id}/retry", post(api::retry))
+        .route("/jobs/{id}/discard", post(api::discard))
+}
+
+/// Settings → Operations.
+pub fn web_routes() -> Router<AppState> {
+    Router::new()
+        .route("/settings/operations", get(web::page))
+        .route(
+            "/settings/operations/jobs/{id}/retry",
+            post(web::retry_submit),
+        )
+        .route(
+            "/settings/operations/jobs/{id}/discard",
+            get(web::discard_confirm).post(web::discard_submit),
+        )
+}
 
 /// Why an attempt failed, and whether another may succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,6 +2,12 @@
 //! a timeout, while heartbeating the jobs it holds and periodically rescuing jobs whose worker
 //! died. On shutdown it stops claiming, lets running jobs finish for a grace period, and releases
 //! the rest to other workers.
+//!
+//! The runner writes to the queue from its own loop, once per turn: the jobs that ended well since
+//! the last turn are marked succeeded and the free slots' next jobs claimed in one transaction, so
+//! a busy runner costs the database one transaction per batch of jobs rather than one per job (or
+//! one to claim a batch and another to record it). Failures are recorded by the job's task as they
+//! happen.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,7 +18,6 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use meridian_db::Db;
 use meridian_db::jobs::{self as store, Backoff, Failure, Job, JobStatus};
-use tokio::sync::mpsc;
 use tokio::task::{Id, JoinSet};
 
 use super::{JobContext, JobError, Registry};
@@ -99,38 +104,62 @@ impl Runner {
     /// Runs until `shutdown` resolves, then shuts down gracefully (see the module docs).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> RunnerReport {
         tokio::pin!(shutdown);
-        // Successes are recorded in batches by one task (a transaction per batch rather than per
-        // job); it ends, having written everything sent to it, once every sender is gone.
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(record_successes(
-            self.db.clone(),
-            self.worker_id.clone(),
-            done_rx,
-        ));
         let mut wake = super::wake_receiver();
         let mut running: JoinSet<Outcome> = JoinSet::new();
-        let mut held: HashMap<Id, Job> = HashMap::new();
+        // The job (id, attempt) each task runs.
+        let mut held: HashMap<Id, Run> = HashMap::new();
+        // Attempts that succeeded and are not written yet: the next turn's transaction marks them.
+        let mut succeeded: Vec<Run> = Vec::new();
         let mut report = RunnerReport::default();
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rescue = tokio::time::interval(self.config.rescue_interval);
         rescue.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Whether ready jobs may be waiting that this runner has not tried to claim: at start,
+        // after a claim that got every job it asked for, on a wake-up and at each poll. A claim
+        // that came back short drained the queue, so jobs that end afterwards free their slots
+        // without another claim until something new is announced or the poll comes round.
+        let mut may_have_work = true;
+        // The poll is a deadline from the last claim, not a sleep restarted on every turn of the
+        // loop, so a runner whose jobs keep ending still polls for other processes' jobs.
+        let mut next_poll = tokio::time::Instant::now() + self.config.poll_interval;
         tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, kinds = ?self.registry.kinds(), "job runner started");
         loop {
-            // Claim whenever a slot is free: at start, after a job ends, on a wake-up or a poll.
-            // A full batch fills every slot, so the next claim waits for a job to end.
+            // One transaction: record what ended well, and claim every free slot's job in one
+            // statement. A full batch fills every slot, so the next claim waits for jobs to end.
             let free = self.config.concurrency.saturating_sub(held.len());
-            if free > 0 {
-                // Wake-ups from now on count for the next wait.
-                wake.borrow_and_update();
-                match store::claim(&self.db, &self.worker_id, free).await {
-                    Ok(jobs) => {
+            let claim = if free > 0 && may_have_work { free } else { 0 };
+            if claim > 0 || !succeeded.is_empty() {
+                if claim > 0 {
+                    // Wake-ups from now on count for the next wait.
+                    wake.borrow_and_update();
+                    next_poll = tokio::time::Instant::now() + self.config.poll_interval;
+                }
+                match self.record_and_claim(&succeeded, claim).await {
+                    Ok((marked, jobs)) => {
+                        if usize::try_from(marked).unwrap_or(usize::MAX) < succeeded.len() {
+                            tracing::warn!(
+                                finished = succeeded.len(),
+                                recorded = marked,
+                                "some jobs finished after they were rescued; another run may follow"
+                            );
+                        }
+                        succeeded.clear();
+                        if claim > 0 {
+                            may_have_work = jobs.len() >= claim;
+                        }
                         for job in jobs {
-                            self.spawn(&mut running, &mut held, job, done_tx.clone());
+                            self.spawn(&mut running, &mut held, job);
                         }
                     }
                     Err(error) => {
-                        tracing::error!(error = %error, "claiming jobs failed; will retry");
+                        // Nothing was written: the successes are tried again next turn, the claim
+                        // at the next poll or wake-up. Until then the jobs stay running (and
+                        // would be rescued and run again if this never succeeds: at least once).
+                        if claim > 0 {
+                            may_have_work = false;
+                        }
+                        tracing::error!(error = %error, jobs = succeeded.len(), "recording finished jobs and claiming failed; will retry");
                     }
                 }
             }
@@ -139,33 +168,36 @@ impl Runner {
                 biased;
                 _ = &mut shutdown => break,
                 Some(done) = running.join_next_with_id(), if !running.is_empty() => {
-                    self.finished(done, &mut held, &mut report);
+                    self.finished(done, &mut held, &mut succeeded, &mut report);
                     while let Some(done) = running.try_join_next_with_id() {
-                        self.finished(done, &mut held, &mut report);
+                        self.finished(done, &mut held, &mut succeeded, &mut report);
                     }
                 }
                 _ = heartbeat.tick() => self.beat(&held).await,
                 _ = rescue.tick() => self.rescue().await,
-                _ = wake.changed(), if has_room => {}
-                _ = tokio::time::sleep(self.config.poll_interval), if has_room => {}
+                _ = wake.changed(), if has_room => may_have_work = true,
+                _ = tokio::time::sleep_until(next_poll), if has_room => may_have_work = true,
             }
         }
-        let report = self.shut_down(running, held, report).await;
-        drop(done_tx);
-        if let Err(error) = completer.await {
-            tracing::error!(error = %error, "recording successes ended abnormally");
-        }
+        let report = self.shut_down(running, held, succeeded, report).await;
         tracing::info!(worker = %self.worker_id, ?report, "job runner stopped");
         report
     }
 
-    fn spawn(
+    /// Marks `succeeded` and claims up to `claim` jobs, in one transaction.
+    async fn record_and_claim(
         &self,
-        running: &mut JoinSet<Outcome>,
-        held: &mut HashMap<Id, Job>,
-        job: Job,
-        succeeded: Successes,
-    ) {
+        succeeded: &[Run],
+        claim: usize,
+    ) -> Result<(u64, Vec<Job>), sqlx::Error> {
+        let mut tx = self.db.queue().await?;
+        let marked = store::complete_many_in(&mut tx, &self.worker_id, succeeded).await?;
+        let jobs = store::claim_in(&mut tx, &self.worker_id, claim).await?;
+        tx.commit().await?;
+        Ok((marked, jobs))
+    }
+
+    fn spawn(&self, running: &mut JoinSet<Outcome>, held: &mut HashMap<Id, Run>, job: Job) {
         let ctx = JobContext {
             db: self.db.clone(),
             job_id: job.id.clone(),
@@ -175,28 +207,32 @@ impl Runner {
             max_attempts: job.max_attempts,
             worker_id: self.worker_id.clone(),
         };
+        let run = (job.id.clone(), job.attempts);
         let handle = running.spawn(execute(
             ctx,
             self.registry.clone(),
-            job.clone(),
+            job,
             self.config.job_timeout,
             self.config.backoff,
-            succeeded,
         ));
-        held.insert(handle.id(), job);
+        held.insert(handle.id(), run);
     }
 
     fn finished(
         &self,
         done: Result<(Id, Outcome), tokio::task::JoinError>,
-        held: &mut HashMap<Id, Job>,
+        held: &mut HashMap<Id, Run>,
+        succeeded: &mut Vec<Run>,
         report: &mut RunnerReport,
     ) {
         match done {
             Ok((id, outcome)) => {
-                held.remove(&id);
+                let run = held.remove(&id);
                 match outcome {
-                    Outcome::Succeeded => report.succeeded += 1,
+                    Outcome::Succeeded => {
+                        report.succeeded += 1;
+                        succeeded.extend(run);
+                    }
                     Outcome::Failed => report.failed += 1,
                 }
             }
@@ -204,14 +240,14 @@ impl Runner {
                 // The task itself panicked or was cancelled outside a handler (handler panics are
                 // caught). The job stays running and is rescued after the heartbeat timeout.
                 let job = held.remove(&error.id());
-                tracing::error!(job = ?job.map(|j| j.id), error = %error, "a job task ended abnormally");
+                tracing::error!(job = ?job.map(|(id, _)| id), error = %error, "a job task ended abnormally");
                 report.failed += 1;
             }
         }
     }
 
-    async fn beat(&self, held: &HashMap<Id, Job>) {
-        let ids: Vec<String> = held.values().map(|j| j.id.clone()).collect();
+    async fn beat(&self, held: &HashMap<Id, Run>) {
+        let ids: Vec<String> = held.values().map(|(id, _)| id.clone()).collect();
         if let Err(error) = store::heartbeat(&self.db, &self.worker_id, &ids).await {
             tracing::error!(error = %error, "heartbeat failed; will retry");
         }
@@ -236,7 +272,8 @@ impl Runner {
     async fn shut_down(
         &self,
         mut running: JoinSet<Outcome>,
-        mut held: HashMap<Id, Job>,
+        mut held: HashMap<Id, Run>,
+        mut succeeded: Vec<Run>,
         mut report: RunnerReport,
     ) -> RunnerReport {
         tracing::info!(worker = %self.worker_id, running = held.len(), "job runner stopping: finishing running jobs");
@@ -244,7 +281,7 @@ impl Runner {
         let mut heartbeat = tokio::time::interval(self.config.heartbeat_interval);
         while !running.is_empty() {
             tokio::select! {
-                Some(done) = running.join_next_with_id() => self.finished(done, &mut held, &mut report),
+                Some(done) = running.join_next_with_id() => self.finished(done, &mut held, &mut succeeded, &mut report),
                 _ = heartbeat.tick() => self.beat(&held).await,
                 _ = tokio::time::sleep_until(deadline) => break,
             }
@@ -253,10 +290,15 @@ impl Runner {
             running.abort_all();
             while let Some(done) = running.join_next_with_id().await {
                 if let Ok(done) = done {
-                    self.finished(Ok(done), &mut held, &mut report);
+                    self.finished(Ok(done), &mut held, &mut succeeded, &mut report);
                 }
             }
-            let ids: Vec<String> = held.values().map(|j| j.id.clone()).collect();
+        }
+        if let Err(error) = store::complete_many(&self.db, &self.worker_id, &succeeded).await {
+            tracing::error!(jobs = succeeded.len(), error = %error, "recording finished jobs failed; they will be rescued and run again");
+        }
+        if !held.is_empty() {
+            let ids: Vec<String> = held.values().map(|(id, _)| id.clone()).collect();
             match store::release(&self.db, &self.worker_id, &ids).await {
                 Ok(n) => {
                     report.released = n;
@@ -271,46 +313,17 @@ impl Runner {
     }
 }
 
-/// Where attempts that succeeded are sent to be recorded: (job id, attempt).
-type Successes = mpsc::UnboundedSender<(String, i64)>;
+/// A job's run: (job id, attempt).
+type Run = (String, i64);
 
-/// Records successes in batches: whatever has arrived while the previous batch was written goes
-/// in the next one. A batch that cannot be written is logged; its jobs stay running and are
-/// rescued and run again (at least once).
-async fn record_successes(
-    db: Db,
-    worker_id: String,
-    mut done: mpsc::UnboundedReceiver<(String, i64)>,
-) {
-    const MAX_BATCH: usize = 1000;
-    let mut batch = Vec::new();
-    while done.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match store::complete_many(&db, &worker_id, &batch).await {
-            Ok(marked) if usize::try_from(marked).unwrap_or(usize::MAX) < batch.len() => {
-                tracing::warn!(
-                    finished = batch.len(),
-                    recorded = marked,
-                    "some jobs finished after they were rescued; another run may follow"
-                )
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::error!(jobs = batch.len(), error = %error, "recording finished jobs failed; they will be rescued and run again")
-            }
-        }
-        batch.clear();
-    }
-}
-
-/// Runs one attempt and records its end. A failure to record is logged: the job stays running
-/// and the rescue puts it back (at least once).
+/// Runs one attempt and records a failure (a success is recorded by the runner's next turn). A
+/// failure to record is logged: the job stays running and the rescue puts it back (at least once).
 async fn execute(
     ctx: JobContext,
     registry: Arc<Registry>,
     job: Job,
     timeout: Duration,
     backoff: Backoff,
-    succeeded: Successes,
 ) -> Outcome {
     let started = Instant::now();
     let db = ctx.db.clone();
@@ -343,10 +356,6 @@ async fn execute(
     match result {
         Ok(()) => {
             metrics::counter!("meridian_jobs_total", "kind" => job.kind.clone(), "outcome" => "succeeded").increment(1);
-            if succeeded.send((job.id.clone(), job.attempts)).is_err() {
-                // Only when the runner is gone; the job is rescued and run again.
-                tracing::error!(job = %job.id, "a job finished after its runner stopped recording");
-            }
             Outcome::Succeeded
         }
         Err(error) => {

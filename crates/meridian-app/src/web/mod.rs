@@ -74,6 +74,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::tasks::web_routes())
         .merge(crate::pipelines::web_routes())
         .merge(crate::imports::web_routes())
+        .merge(crate::jobs::web_routes())
         .fallback(not_found)
 }
 
@@ -106,6 +107,7 @@ pub struct Shell {
     pub can_read_audit: bool,
     pub can_manage_org: bool,
     pub can_manage_pipelines: bool,
+    pub can_manage_jobs: bool,
     pub notice: Option<String>,
     pub other_orgs: Vec<(String, String)>,
     /// The organization's pipelines as (id, plural label), one sidebar entry each.
@@ -185,6 +187,7 @@ impl WebCtx {
             can_read_audit: ctx.role.allows(Permission::AuditRead),
             can_manage_org: ctx.role.allows(Permission::OrgManage),
             can_manage_pipelines: ctx.role.allows(Permission::PipelinesManage),
+            can_manage_jobs: ctx.role.allows(Permission::JobsManage),
             notice: None,
             other_orgs: Vec::new(),
             pipelines: Vec::new(),

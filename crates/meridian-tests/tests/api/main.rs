@@ -4,6 +4,7 @@ mod auth;
 mod conventions;
 mod imports;
 mod jobs;
+mod jobs_api;
 mod keys;
 mod lead_pages;
 mod leads;

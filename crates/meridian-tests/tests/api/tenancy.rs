@@ -18,6 +18,7 @@ struct OrgFixture {
     task_id: String,
     view_id: String,
     import_id: String,
+    job_id: String,
 }
 
 async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
@@ -84,7 +85,15 @@ async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
         format!("first_name,email\n{name} import,import@{domain}\n").as_bytes(),
     )
     .await;
+    let job_id = crate::jobs_api::dead_job(
+        app,
+        &owner.org_id,
+        meridian_db::jobs::NewJob::new("test.email", "{}"),
+        &format!("{name} failure at {domain}"),
+    )
+    .await;
     OrgFixture {
+        job_id,
         import_id: import.body["id"].as_str().expect("import id").to_owned(),
         view_id: view.body["id"].as_str().expect("view id").to_owned(),
         owner,
@@ -237,6 +246,17 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
             format!("/api/v1/imports/{}/errors.csv", b.import_id),
             None,
         ),
+        ("GET", format!("/api/v1/jobs/{}", b.job_id), None),
+        (
+            "POST",
+            format!("/api/v1/jobs/{}/retry", b.job_id),
+            Some(json!({})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/jobs/{}/discard", b.job_id),
+            Some(json!({})),
+        ),
     ]
 }
 
@@ -255,6 +275,7 @@ const LISTS: &[&str] = &[
     "/api/v1/views",
     "/api/v1/imports",
     "/api/v1/leads/export?columns=id,email,first_name&archived=all",
+    "/api/v1/jobs",
 ];
 
 async fn cross_tenant_matrix(engine: Engine) {
@@ -284,6 +305,7 @@ async fn cross_tenant_matrix(engine: Engine) {
         &b.task_id,
         &b.view_id,
         &b.import_id,
+        &b.job_id,
     ];
     for list in LISTS {
         let reply = app.get(list, &a.owner.access).await;
@@ -364,6 +386,13 @@ async fn cross_tenant_matrix(engine: Engine) {
     assert_eq!(
         app.get("/api/v1/auth/me", &b.member.access).await.status,
         StatusCode::OK
+    );
+    let b_job = app
+        .get(&format!("/api/v1/jobs/{}", b.job_id), &b.owner.access)
+        .await;
+    assert_eq!(
+        b_job.body["status"], "dead",
+        "B's job is neither retried nor discarded"
     );
 
     // A's token, refreshed, still lands in A; and A's invite token cannot join B.

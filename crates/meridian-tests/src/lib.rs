@@ -256,6 +256,37 @@ impl TestApp {
         self.call("DELETE", path, Some(token), None).await
     }
 
+    /// Fetches a page with `client` (a browser-like client holding a session cookie): the status
+    /// and the HTML.
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
+        let response = client.get(self.url(path)).send().await.expect("page");
+        let status = response.status();
+        (status, response.text().await.expect("html"))
+    }
+
+    /// Posts a form with `client`: the status, the redirect target (empty when none) and the body.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, String) {
+        let response = client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, location, response.text().await.expect("body"))
+    }
+
     /// Signs `client` in through the web login form (its cookie store keeps the session).
     pub async fn web_login(
         &self,

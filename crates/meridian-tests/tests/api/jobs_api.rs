@@ -389,35 +389,6 @@ async fn signed_in(app: &TestApp, email: &str) -> Client {
     client
 }
 
-async fn page(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
-    let response = client.get(app.url(path)).send().await.expect("page");
-    let status = response.status();
-    (status, response.text().await.expect("html"))
-}
-
-/// Posts a form; returns the status, the redirect target (if any) and the body.
-async fn post(
-    app: &TestApp,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let response = client
-        .post(app.url(path))
-        .form(form)
-        .send()
-        .await
-        .expect("post");
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, location, response.text().await.expect("body"))
-}
-
 async fn the_operations_page_shows_failures_and_retries_by_form(engine: Engine) {
     let app = spawn_app(engine).await;
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
@@ -426,7 +397,7 @@ async fn the_operations_page_shows_failures_and_retries_by_form(engine: Engine) 
     let client = signed_in(&app, "ada@acme.test").await;
 
     // Nothing yet: an empty state, and the entry under Settings.
-    let (status, html) = page(&app, &client, "/settings/operations").await;
+    let (status, html) = app.page(&client, "/settings/operations").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("No background work yet"), "{html}");
     assert!(html.contains("No failures"));
@@ -440,7 +411,7 @@ async fn the_operations_page_shows_failures_and_retries_by_form(engine: Engine) 
         "SMTP said 550: <mailbox> unavailable",
     )
     .await;
-    let (status, html) = page(&app, &client, "/settings/operations").await;
+    let (status, html) = app.page(&client, "/settings/operations").await;
     assert_eq!(status, StatusCode::OK);
     assert!(!html.contains("No background work yet"));
     assert!(html.contains("<code>test.email</code>") && html.contains("<code>test.noop</code>"));
@@ -464,12 +435,14 @@ async fn the_operations_page_shows_failures_and_retries_by_form(engine: Engine) 
 
     // The form needs its CSRF token.
     let retry_path = format!("/settings/operations/jobs/{dead}/retry");
-    let (status, _, _) = post(&app, &client, &retry_path, &[]).await;
+    let (status, _, _) = app.post_form(&client, &retry_path, &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, location, _) = post(&app, &client, &retry_path, &[("csrf_token", &csrf)]).await;
+    let (status, location, _) = app
+        .post_form(&client, &retry_path, &[("csrf_token", &csrf)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location, "/settings/operations?notice=retried");
-    let (_, html) = page(&app, &client, &location).await;
+    let (_, html) = app.page(&client, &location).await;
     assert!(html.contains("Job queued to run again."));
     assert!(html.contains("No failures"));
     let job = app
@@ -477,21 +450,25 @@ async fn the_operations_page_shows_failures_and_retries_by_form(engine: Engine) 
         .await;
     assert_eq!(job.body["status"], "available");
     // Retrying it again explains why not, on the page.
-    let (status, _, html) = post(&app, &client, &retry_path, &[("csrf_token", &csrf)]).await;
+    let (status, _, html) = app
+        .post_form(&client, &retry_path, &[("csrf_token", &csrf)])
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains("cannot be retried") && html.contains("alert-danger"));
 
     // Discard asks first, then removes the job.
     let doomed = dead_job(&app, &org, NewJob::new("test.webhook", "{}"), "410 Gone").await;
     let discard_path = format!("/settings/operations/jobs/{doomed}/discard");
-    let (status, html) = page(&app, &client, &discard_path).await;
+    let (status, html) = app.page(&client, &discard_path).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Discard this test.webhook job?"), "{html}");
     assert!(html.contains(&format!("action=\"{discard_path}\"")));
-    let (status, location, _) = post(&app, &client, &discard_path, &[("csrf_token", &csrf)]).await;
+    let (status, location, _) = app
+        .post_form(&client, &discard_path, &[("csrf_token", &csrf)])
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location, "/settings/operations?notice=discarded");
-    let (_, html) = page(&app, &client, &location).await;
+    let (_, html) = app.page(&client, &location).await;
     assert!(html.contains("Job discarded."));
     assert_eq!(
         app.get(&format!("/api/v1/jobs/{doomed}"), &owner.access)
@@ -502,17 +479,17 @@ async fn the_operations_page_shows_failures_and_retries_by_form(engine: Engine) 
 
     // Members have no Operations page.
     let member = signed_in(&app, "mo@acme.test").await;
-    let (status, _) = page(&app, &member, "/settings/operations").await;
+    let (status, _) = app.page(&member, "/settings/operations").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, home) = page(&app, &member, "/").await;
+    let (_, home) = app.page(&member, "/").await;
     assert!(!home.contains("href=\"/settings/operations\""));
     let member_csrf = csrf_from_html(&home);
-    let (status, _, _) = post(
-        &app,
-        &member,
-        &format!("/settings/operations/jobs/{dead}/discard"),
-        &[("csrf_token", &member_csrf)],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_form(
+            &member,
+            &format!("/settings/operations/jobs/{dead}/discard"),
+            &[("csrf_token", &member_csrf)],
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -1,41 +1,14 @@
 //! The lead pages over HTTP as a browser uses them: list, board, new-lead form, the lead page's
 //! actions, notes, tasks and bulk actions, each a plain form POST with the CSRF token.
 
-use meridian_tests::{Engine, PASSWORD, TestApp, both_engines, browser, csrf_from_html, spawn_app};
-use reqwest::{Client, StatusCode};
+use meridian_tests::{Engine, PASSWORD, both_engines, browser, csrf_from_html, spawn_app};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 both_engines!(
     lead_pages_work_without_javascript,
     handoff_from_the_lead_page
 );
-
-async fn page(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
-    let response = client.get(app.url(path)).send().await.expect("page");
-    let status = response.status();
-    (status, response.text().await.expect("html"))
-}
-
-async fn post(
-    app: &TestApp,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let response = client
-        .post(app.url(path))
-        .form(form)
-        .send()
-        .await
-        .expect("post");
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap_or("").to_owned())
-        .unwrap_or_default();
-    (status, location, response.text().await.expect("body"))
-}
 
 fn leads(reply: &Value) -> &Vec<Value> {
     reply["items"].as_array().expect("items")
@@ -47,7 +20,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
     let client = browser();
     app.web_login(&client, "owner@acme.test", PASSWORD).await;
 
-    let (status, html) = page(&app, &client, "/leads").await;
+    let (status, html) = app.page(&client, "/leads").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("No leads yet"), "empty state");
     let csrf = csrf_from_html(&html);
@@ -66,7 +39,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         ("email", "ada@example.com"),
         ("cf.budget", "lots"),
     ];
-    let (status, _, html) = post(&app, &client, "/leads/new", &bad).await;
+    let (status, _, html) = app.post_form(&client, "/leads/new", &bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         html.contains("is not a valid phone number") || html.contains("phone"),
@@ -93,7 +66,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         ("is_priority", "on"),
         ("assigned_to", owner.user_id.as_str()),
     ];
-    let (status, location, _) = post(&app, &client, "/leads/new", &good).await;
+    let (status, location, _) = app.post_form(&client, "/leads/new", &good).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "created");
     let id = location
         .trim_start_matches("/leads/")
@@ -108,28 +81,30 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
     assert_eq!(api.body["is_priority"], true);
     assert_eq!(api.body["assigned_to"], owner.user_id.as_str());
 
-    let (status, html) = page(&app, &client, &format!("/leads/{id}?notice=created")).await;
+    let (status, html) = app
+        .page(&client, &format!("/leads/{id}?notice=created"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Ada Lovelace") && html.contains("#00001") && html.contains("Created."));
     for tab in ["notes", "tasks", "activity"] {
-        let (status, _) = page(&app, &client, &format!("/leads/{id}?tab={tab}")).await;
+        let (status, _) = app.page(&client, &format!("/leads/{id}?tab={tab}")).await;
         assert_eq!(status, StatusCode::OK, "{tab}");
     }
 
     // Header actions, note, task, edit.
     let action = format!("/leads/{id}/action");
-    let (status, location, _) = post(
-        &app,
-        &client,
-        &action,
-        &[
-            ("csrf_token", &csrf),
-            ("action", "stage"),
-            ("stage", "qualified"),
-            ("reason", "Budget confirmed"),
-        ],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &client,
+            &action,
+            &[
+                ("csrf_token", &csrf),
+                ("action", "stage"),
+                ("stage", "qualified"),
+                ("reason", "Budget confirmed"),
+            ],
+        )
+        .await;
     assert_eq!(
         (status, location.as_str()),
         (
@@ -137,8 +112,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
             format!("/leads/{id}?notice=stage").as_str()
         )
     );
-    post(
-        &app,
+    app.post_form(
         &client,
         &format!("/leads/{id}/notes"),
         &[
@@ -157,19 +131,19 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         notes.body["items"][0]["body_html"],
         "<p>Prefers</p><p>evening calls &lt;script&gt;x&lt;/script&gt;</p>"
     );
-    let (status, _, _) = post(
-        &app,
-        &client,
-        &format!("/leads/{id}/tasks"),
-        &[
-            ("csrf_token", &csrf),
-            ("title", "Send the contract"),
-            ("type", "email"),
-            ("due_at", "2030-01-02T09:30"),
-            ("assignee_id", ""),
-        ],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_form(
+            &client,
+            &format!("/leads/{id}/tasks"),
+            &[
+                ("csrf_token", &csrf),
+                ("title", "Send the contract"),
+                ("type", "email"),
+                ("due_at", "2030-01-02T09:30"),
+                ("assignee_id", ""),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let tasks = app
         .get(&format!("/api/v1/tasks?lead_id={id}"), &owner.access)
@@ -179,8 +153,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         .as_str()
         .expect("task")
         .to_owned();
-    post(
-        &app,
+    app.post_form(
         &client,
         &format!("/leads/{id}/tasks/{task_id}/toggle"),
         &[("csrf_token", &csrf), ("done", "true")],
@@ -190,35 +163,35 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         .get(&format!("/api/v1/tasks/{task_id}"), &owner.access)
         .await;
     assert!(task.body["completed_at"].is_string());
-    let (status, _, html) = post(
-        &app,
-        &client,
-        &format!("/leads/{id}"),
-        &[
-            ("csrf_token", &csrf),
-            ("first_name", "Ada"),
-            ("last_name", "King"),
-            ("email", "not-an-email"),
-            ("tags", "vip"),
-        ],
-    )
-    .await;
+    let (status, _, html) = app
+        .post_form(
+            &client,
+            &format!("/leads/{id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("first_name", "Ada"),
+                ("last_name", "King"),
+                ("email", "not-an-email"),
+                ("tags", "vip"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("is not an email address") && html.contains("value=\"King\""));
-    let (status, _, _) = post(
-        &app,
-        &client,
-        &format!("/leads/{id}"),
-        &[
-            ("csrf_token", &csrf),
-            ("first_name", "Ada"),
-            ("last_name", "King"),
-            ("email", ""),
-            ("tags", "vip"),
-            ("cf.budget", ""),
-        ],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_form(
+            &client,
+            &format!("/leads/{id}"),
+            &[
+                ("csrf_token", &csrf),
+                ("first_name", "Ada"),
+                ("last_name", "King"),
+                ("email", ""),
+                ("tags", "vip"),
+                ("cf.budget", ""),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let api = app.get(&format!("/api/v1/leads/{id}"), &owner.access).await;
     assert_eq!(
@@ -226,7 +199,9 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         (&json!("King"), &Value::Null)
     );
     assert_eq!(api.body["custom_fields"], json!({}));
-    let (_, html) = page(&app, &client, &format!("/leads/{id}?tab=activity")).await;
+    let (_, html) = app
+        .page(&client, &format!("/leads/{id}?tab=activity"))
+        .await;
     assert!(
         html.contains("moved it from New to Qualified")
             && html.contains("Reason: Budget confirmed"),
@@ -243,7 +218,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         )
         .await;
     }
-    let (_, html) = page(&app, &client, &format!("/leads?pipeline_id={pipeline_id}&source=meta&col=name&col=source&col=custom_fields.budget")).await;
+    let (_, html) = app.page(&client, &format!("/leads?pipeline_id={pipeline_id}&source=meta&col=name&col=source&col=custom_fields.budget")).await;
     assert!(
         html.contains("Grace 0") && !html.contains("Ada King"),
         "filtered"
@@ -252,12 +227,9 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
         html.contains("<th scope=\"col\">Budget</th>"),
         "custom column"
     );
-    let (status, html) = page(
-        &app,
-        &client,
-        &format!("/leads/board?pipeline_id={pipeline_id}"),
-    )
-    .await;
+    let (status, html) = app
+        .page(&client, &format!("/leads/board?pipeline_id={pipeline_id}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("data-column=\"qualified\"") && html.contains("Ada King"));
 
@@ -275,7 +247,7 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
     for id in &ids {
         form.push(("ids", id));
     }
-    let (status, location, _) = post(&app, &client, "/leads/bulk", &form).await;
+    let (status, location, _) = app.post_form(&client, "/leads/bulk", &form).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location, "/leads?source=meta&notice=bulk&ok=3&failed=0");
     assert!(
@@ -288,32 +260,33 @@ async fn lead_pages_work_without_javascript(engine: Engine) {
     );
 
     // Saved view from the list's filters.
-    let (status, location, _) = post(
-        &app,
-        &client,
-        "/leads/views",
-        &[
-            ("csrf_token", &csrf),
-            ("name", "Qualified"),
-            ("f.pipeline_id", &pipeline_id),
-            ("f.stage", "qualified"),
-            ("f.columns", "number,name,stage"),
-        ],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &client,
+            "/leads/views",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "Qualified"),
+                ("f.pipeline_id", &pipeline_id),
+                ("f.stage", "qualified"),
+                ("f.columns", "number,name,stage"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
-    let (_, html) = page(&app, &client, &location).await;
+    let (_, html) = app.page(&client, &location).await;
     assert!(html.contains("View saved.") && html.contains("Ada King"));
 
     // Without the CSRF token nothing changes.
-    let (status, _, _) = post(&app, &client, &action, &[("action", "archive")]).await;
+    let (status, _, _) = app
+        .post_form(&client, &action, &[("action", "archive")])
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Delete asks first, then deletes.
-    let (status, html) = page(&app, &client, &format!("/leads/{id}/delete")).await;
+    let (status, html) = app.page(&client, &format!("/leads/{id}/delete")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Delete for good"));
-    post(
-        &app,
+    app.post_form(
         &client,
         &format!("/leads/{id}/delete"),
         &[("csrf_token", &csrf)],
@@ -351,58 +324,55 @@ async fn handoff_from_the_lead_page(engine: Engine) {
 
     let intake = browser();
     app.web_login(&intake, "intake@bright.test", PASSWORD).await;
-    let (_, html) = page(&app, &intake, &format!("/leads/{id}")).await;
+    let (_, html) = app.page(&intake, &format!("/leads/{id}")).await;
     assert!(
         html.contains("Pending match (another role)"),
         "owned stages are offered disabled"
     );
     let csrf = csrf_from_html(&html);
-    let (status, location, _) = post(
-        &app,
-        &intake,
-        &format!("/leads/{id}/action"),
-        &[
-            ("csrf_token", &csrf),
-            ("action", "stage"),
-            ("stage", "pending_handoff"),
-        ],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &intake,
+            &format!("/leads/{id}/action"),
+            &[
+                ("csrf_token", &csrf),
+                ("action", "stage"),
+                ("stage", "pending_handoff"),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location.contains("notice=handed_off"), "{location}");
     assert_eq!(
-        page(&app, &intake, &format!("/leads/{id}")).await.0,
+        app.page(&intake, &format!("/leads/{id}")).await.0,
         StatusCode::NOT_FOUND
     );
 
     let cm = browser();
     app.web_login(&cm, "cm@bright.test", PASSWORD).await;
-    let (_, html) = page(
-        &app,
-        &cm,
-        &format!("/leads?pipeline_id={cases}&queue=handoff"),
-    )
-    .await;
+    let (_, html) = app
+        .page(&cm, &format!("/leads?pipeline_id={cases}&queue=handoff"))
+        .await;
     assert!(html.contains("Maria") && html.contains("Handoff queue"));
-    let (_, html) = page(&app, &cm, &format!("/leads/{id}")).await;
+    let (_, html) = app.page(&cm, &format!("/leads/{id}")).await;
     assert!(html.contains("Waiting for your decision"));
     let csrf = csrf_from_html(&html);
-    let (status, _, html) = post(
-        &app,
-        &cm,
-        &format!("/leads/{id}/action"),
-        &[("csrf_token", &csrf), ("action", "deny"), ("reason", "")],
-    )
-    .await;
+    let (status, _, html) = app
+        .post_form(
+            &cm,
+            &format!("/leads/{id}/action"),
+            &[("csrf_token", &csrf), ("action", "deny"), ("reason", "")],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("reason is required"), "{html}");
-    let (status, location, _) = post(
-        &app,
-        &cm,
-        &format!("/leads/{id}/action"),
-        &[("csrf_token", &csrf), ("action", "accept")],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &cm,
+            &format!("/leads/{id}/action"),
+            &[("csrf_token", &csrf), ("action", "accept")],
+        )
+        .await;
     assert_eq!(
         (status, location),
         (

@@ -16,35 +16,6 @@ both_engines!(
     page_forms_without_csrf_are_refused,
 );
 
-async fn page(app: &TestApp, client: &Client, path: &str) -> (StatusCode, String) {
-    let response = client.get(app.url(path)).send().await.expect("page");
-    let status = response.status();
-    (status, response.text().await.expect("html"))
-}
-
-/// Posts a form; returns the status, the redirect target (if any) and the body.
-async fn post(
-    app: &TestApp,
-    client: &Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (StatusCode, String, String) {
-    let response = client
-        .post(app.url(path))
-        .form(form)
-        .send()
-        .await
-        .expect("post");
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, location, response.text().await.expect("body"))
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("format")
 }
@@ -109,7 +80,7 @@ async fn tasks_are_grouped_by_due_time_and_complete_by_form(engine: Engine) {
     .await;
 
     let client = signed_in(&app, "ada@acme.test").await;
-    let (status, html) = page(&app, &client, "/tasks").await;
+    let (status, html) = app.page(&client, "/tasks").await;
     assert_eq!(status, StatusCode::OK);
     let overdue_at = at(&html, "id=\"group-overdue\"");
     let later_at = at(&html, "id=\"group-later\"");
@@ -140,22 +111,22 @@ async fn tasks_are_grouped_by_due_time_and_complete_by_form(engine: Engine) {
     let csrf = csrf_from_html(&html);
     let overdue_id = id_of(&overdue);
     let toggle = format!("/tasks/{overdue_id}/toggle");
-    let (status, location, _) = post(
-        &app,
-        &client,
-        &toggle,
-        &[("csrf_token", &csrf), ("done", "1"), ("scope", "mine")],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &client,
+            &toggle,
+            &[("csrf_token", &csrf), ("done", "1"), ("scope", "mine")],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location.starts_with("/tasks?scope=mine"), "{location}");
     let task = app
         .get(&format!("/api/v1/tasks/{overdue_id}"), &owner.access)
         .await;
     assert!(task.body["completed_at"].is_string(), "{}", task.body);
-    let (_, html) = page(&app, &client, &location).await;
+    let (_, html) = app.page(&client, &location).await;
     assert!(html.contains("Undo") && !html.contains("id=\"group-overdue\""));
-    let (_, html) = page(&app, &client, "/tasks?scope=mine&done=1").await;
+    let (_, html) = app.page(&client, "/tasks?scope=mine&done=1").await;
     assert!(at(&html, "id=\"group-completed\"") < at(&html, "Call Ann back"));
 
     // Scripts get JSON and the row changes in place; here the task is reopened.
@@ -172,35 +143,35 @@ async fn tasks_are_grouped_by_due_time_and_complete_by_form(engine: Engine) {
     assert_eq!(reopened["done"], false);
 
     // Adding: errors come back inline with what was typed; a good form creates the task.
-    let (status, _, html) = post(
-        &app,
-        &client,
-        "/tasks",
-        &[
-            ("csrf_token", &csrf),
-            ("title", ""),
-            ("task_type", "call"),
-            ("due", "next tuesday"),
-            ("assignee_id", &owner.user_id),
-        ],
-    )
-    .await;
+    let (status, _, html) = app
+        .post_form(
+            &client,
+            "/tasks",
+            &[
+                ("csrf_token", &csrf),
+                ("title", ""),
+                ("task_type", "call"),
+                ("due", "next tuesday"),
+                ("assignee_id", &owner.user_id),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(html.contains("id=\"due-error\"") && html.contains("value=\"next tuesday\""));
-    let (status, location, _) = post(
-        &app,
-        &client,
-        "/tasks",
-        &[
-            ("csrf_token", &csrf),
-            ("title", "Book the kickoff"),
-            ("task_type", "meeting"),
-            ("due", "2031-03-04T09:30"),
-            ("tz_offset", "60"),
-            ("assignee_id", &owner.user_id),
-        ],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &client,
+            "/tasks",
+            &[
+                ("csrf_token", &csrf),
+                ("title", "Book the kickoff"),
+                ("task_type", "meeting"),
+                ("due", "2031-03-04T09:30"),
+                ("tz_offset", "60"),
+                ("assignee_id", &owner.user_id),
+            ],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
     let list = app.get("/api/v1/tasks?q=kickoff", &owner.access).await;
     let booked = &list.body["items"][0];
@@ -212,16 +183,18 @@ async fn tasks_are_grouped_by_due_time_and_complete_by_form(engine: Engine) {
 
     // Deleting asks first.
     let booked_id = booked["id"].as_str().expect("id").to_owned();
-    let (status, html) = page(&app, &client, &format!("/tasks/{booked_id}/delete")).await;
+    let (status, html) = app
+        .page(&client, &format!("/tasks/{booked_id}/delete"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Delete \u{201c}Book the kickoff\u{201d}?"));
-    let (status, location, _) = post(
-        &app,
-        &client,
-        &format!("/tasks/{booked_id}/delete?scope=all"),
-        &[("csrf_token", &csrf)],
-    )
-    .await;
+    let (status, location, _) = app
+        .post_form(
+            &client,
+            &format!("/tasks/{booked_id}/delete?scope=all"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location.starts_with("/tasks?scope=all"));
     let gone = app
@@ -238,8 +211,8 @@ async fn tasks_are_grouped_by_due_time_and_complete_by_form(engine: Engine) {
         json!({"title": "Mo's own errand"}),
     )
     .await;
-    let (_, mine) = page(&app, &client, "/tasks").await;
-    let (_, all) = page(&app, &client, "/tasks?scope=all").await;
+    let (_, mine) = app.page(&client, "/tasks").await;
+    let (_, all) = app.page(&client, "/tasks?scope=all").await;
     assert!(!mine.contains("Mo&#39;s own errand") && !mine.contains("Mo's own errand"));
     assert!(all.contains("Mo&#39;s own errand") || all.contains("Mo's own errand"));
 }
@@ -261,7 +234,7 @@ async fn dashboard_counts_and_charts_the_leads(engine: Engine) {
 
     // An empty organization: zeros, and an empty state instead of a chart.
     let client = signed_in(&app, "ada@acme.test").await;
-    let (status, html) = page(&app, &client, "/").await;
+    let (status, html) = app.page(&client, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stat(&html, "active"), "0");
     assert!(html.contains("No leads yet") && !html.contains("dash-chart-bar"));
@@ -300,7 +273,7 @@ async fn dashboard_counts_and_charts_the_leads(engine: Engine) {
     )
     .await;
 
-    let (_, html) = page(&app, &client, "/").await;
+    let (_, html) = app.page(&client, "/").await;
     assert_eq!(stat(&html, "active"), "4");
     assert_eq!(stat(&html, "new"), "4");
     assert_eq!(stat(&html, "pending"), "2");
@@ -344,7 +317,7 @@ async fn post_pairs(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    post(app, client, path, &form).await
+    app.post_form(client, path, &form).await
 }
 
 fn stage_keys(pipeline: &Value) -> Vec<String> {
@@ -361,10 +334,10 @@ async fn pipeline_settings_create_validate_and_reorder(engine: Engine) {
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
     let client = signed_in(&app, "ada@acme.test").await;
 
-    let (status, html) = page(&app, &client, "/settings/pipelines").await;
+    let (status, html) = app.page(&client, "/settings/pipelines").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Leads") && html.contains("6 stages"));
-    let (status, html) = page(&app, &client, "/settings/pipelines/new").await;
+    let (status, html) = app.page(&client, "/settings/pipelines/new").await;
     assert_eq!(status, StatusCode::OK);
     let csrf = csrf_from_html(&html);
 
@@ -455,7 +428,7 @@ async fn pipeline_settings_create_validate_and_reorder(engine: Engine) {
         .and_then(|rest| rest.split('?').next())
         .expect("pipeline id")
         .to_owned();
-    let (_, html) = page(&app, &client, &location).await;
+    let (_, html) = app.page(&client, &location).await;
     assert!(html.contains("Pipeline created."), "a toast confirms");
     let saved = app
         .get(&format!("/api/v1/pipelines/{id}"), &owner.access)
@@ -521,7 +494,9 @@ async fn pipeline_settings_create_validate_and_reorder(engine: Engine) {
     );
 
     // Existing keys are shown, not editable; the edit page shows what was saved.
-    let (_, html) = page(&app, &client, &format!("/settings/pipelines/{id}")).await;
+    let (_, html) = app
+        .page(&client, &format!("/settings/pipelines/{id}"))
+        .await;
     assert!(html.contains("<code class=\"pipe-key\""));
     assert!(html.contains("name=\"stages[0][key]\" value=\"contract_signed\""));
 
@@ -563,30 +538,32 @@ async fn pipeline_settings_create_validate_and_reorder(engine: Engine) {
     assert!(html.contains("Move the records out of the stages you are removing first"));
 
     // Deleting: a pipeline with records is refused on the list page.
-    let (status, html) = page(&app, &client, &format!("/settings/pipelines/{id}/delete")).await;
+    let (status, html) = app
+        .page(&client, &format!("/settings/pipelines/{id}/delete"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Delete the \u{201c}Partners\u{201d} pipeline?"));
-    let (status, _, html) = post(
-        &app,
-        &client,
-        &format!("/settings/pipelines/{id}/delete"),
-        &[("csrf_token", &csrf)],
-    )
-    .await;
+    let (status, _, html) = app
+        .post_form(
+            &client,
+            &format!("/settings/pipelines/{id}/delete"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(html.contains("alert-danger") && html.contains("holds 1 record"));
 
     // Members may not manage pipelines.
     app.add_member(&owner, "mo@acme.test", "member").await;
     let member = signed_in(&app, "mo@acme.test").await;
-    let (_, html) = page(&app, &member, "/").await;
+    let (_, html) = app.page(&member, "/").await;
     let member_csrf = csrf_from_html(&html);
     for path in [
         "/settings/pipelines".to_owned(),
         "/settings/pipelines/new".to_owned(),
         format!("/settings/pipelines/{id}"),
     ] {
-        let (status, _) = page(&app, &member, &path).await;
+        let (status, _) = app.page(&member, &path).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     let mut form = details("Sneaky");
@@ -623,13 +600,13 @@ async fn page_forms_without_csrf_are_refused(engine: Engine) {
         format!("/settings/pipelines/{pipeline_id}"),
         format!("/settings/pipelines/{pipeline_id}/delete"),
     ] {
-        let (status, _, _) = post(
-            &app,
-            &client,
-            &path,
-            &[("title", "Forged"), ("done", "1"), ("name", "Forged")],
-        )
-        .await;
+        let (status, _, _) = app
+            .post_form(
+                &client,
+                &path,
+                &[("title", "Forged"), ("done", "1"), ("name", "Forged")],
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
     }
     let task = app

@@ -183,33 +183,40 @@ async fn prepare_database(settings: &Settings, allow_migrate: bool) -> anyhow::R
     connect(&settings.database_url, settings.db_max_connections).await
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Listens for Ctrl-C and SIGTERM from the moment it is called, and resolves on the first. The
+/// handlers are installed at once rather than when the future is first polled: a signal that
+/// arrived while the server was still starting (after it bound its port) used to find no handler
+/// and kill the process with a failure status instead of shutting it down gracefully.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {},
+                        _ = terminate.recv() => {},
+                    }
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::error!(%error, "cannot listen for shutdown signals");
+                    std::future::pending::<()>().await;
+                }
+            }
+            tracing::info!("shutting down: finishing in-flight work");
+        }
+    }
+    #[cfg(not(unix))]
+    async move {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        tracing::info!("shutting down: finishing in-flight work");
     }
-    tracing::info!("shutting down: finishing in-flight work");
 }
 
 fn watch_shutdown(rx: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
@@ -239,6 +246,7 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
     };
     let settings = Settings::load(config, &flags)?;
     init_logging(&settings);
+    let shutdown = shutdown_signal();
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
     let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
     if args.demo {
@@ -283,7 +291,7 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
     };
     let router = meridian_app::router(state);
     let served = meridian_app::serve(listener, router, async move {
-        shutdown_signal().await;
+        shutdown.await;
         let _ = stop_tx.send(true);
     })
     .await;
@@ -300,13 +308,14 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
 pub async fn worker(config: Option<&str>) -> anyhow::Result<()> {
     let settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
+    let shutdown = shutdown_signal();
     let db = prepare_database(&settings, false).await?;
     tracing::info!(database = db.engine().as_str(), "worker started");
     meridian_app::housekeeping::run_worker(
         db.clone(),
         settings.app.clone(),
         settings.worker_interval,
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     db.close().await;

@@ -250,11 +250,10 @@ fn worker_runs_alone_and_stops_on_sigterm() {
     );
 }
 
-#[test]
-fn cli_imports_leads_from_a_csv() {
-    let dir = tempfile::tempdir().expect("dir");
+/// Creates the organization "Acme Growth" (owner ada@acme.test) with `org create`; its id.
+fn create_acme(dir: &std::path::Path) -> String {
     let created = meridian(
-        dir.path(),
+        dir,
         &[
             "org",
             "create",
@@ -268,13 +267,18 @@ fn cli_imports_leads_from_a_csv() {
         &[],
     );
     assert!(created.status.success(), "{}", text(&created));
-    let out = text(&created);
-    let org_id = out
+    text(&created)
         .split('(')
         .nth(1)
         .and_then(|rest| rest.split(')').next())
         .expect("org id in output")
-        .to_owned();
+        .to_owned()
+}
+
+#[test]
+fn cli_imports_leads_from_a_csv() {
+    let dir = tempfile::tempdir().expect("dir");
+    let org_id = create_acme(dir.path());
     let csv = dir.path().join("people.csv");
     std::fs::write(
         &csv,
@@ -385,28 +389,7 @@ fn cli_lists_retries_and_discards_jobs() {
     use meridian_db::jobs::{self as store, Backoff, Failure, NewJob};
 
     let dir = tempfile::tempdir().expect("dir");
-    let created = meridian(
-        dir.path(),
-        &[
-            "org",
-            "create",
-            "--name",
-            "Acme Growth",
-            "--owner-email",
-            "ada@acme.test",
-            "--owner-name",
-            "Ada Lovelace",
-        ],
-        &[],
-    );
-    assert!(created.status.success(), "{}", text(&created));
-    let out = text(&created);
-    let org_id = out
-        .split('(')
-        .nth(1)
-        .and_then(|rest| rest.split(')').next())
-        .expect("org id in output")
-        .to_owned();
+    let org_id = create_acme(dir.path());
 
     // A job that failed for good and one waiting to run, written as the app would.
     let db_path = dir.path().join("data").join("meridian.db");

@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_lead_search"),
     migration!(5, "0005_lead_counts"),
     migration!(6, "0006_jobs"),
+    migration!(7, "0007_job_notifications"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -123,6 +123,10 @@ impl Runner {
         // The poll is a deadline from the last claim, not a sleep restarted on every turn of the
         // loop, so a runner whose jobs keep ending still polls for other processes' jobs.
         let mut next_poll = tokio::time::Instant::now() + self.config.poll_interval;
+        let listening = match &self.db {
+            Db::Postgres(pool) => Some(tokio::spawn(listen_for_jobs(pool.clone()))),
+            Db::Sqlite(_) => None,
+        };
         tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, kinds = ?self.registry.kinds(), "job runner started");
         loop {
             // One transaction: record what ended well, and claim every free slot's job in one
@@ -178,6 +182,9 @@ impl Runner {
                 _ = wake.changed(), if has_room => may_have_work = true,
                 _ = tokio::time::sleep_until(next_poll), if has_room => may_have_work = true,
             }
+        }
+        if let Some(listening) = listening {
+            listening.abort();
         }
         let report = self.shut_down(running, held, succeeded, report).await;
         tracing::info!(worker = %self.worker_id, ?report, "job runner stopped");
@@ -388,5 +395,32 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "(no message)".to_owned()
+    }
+}
+
+/// The channel a trigger on `jobs` notifies at the commit of every enqueue (migration 0007).
+const JOBS_CHANNEL: &str = "meridian_jobs";
+
+/// On PostgreSQL, wakes this process's runners when any process enqueues a job, so a job from a
+/// web node starts on a worker node at once instead of at the worker's next poll. A lost
+/// connection is reopened; meanwhile the poll still finds every job.
+async fn listen_for_jobs(pool: sqlx::PgPool) {
+    loop {
+        match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(JOBS_CHANNEL).await {
+                Ok(()) => loop {
+                    match listener.recv().await {
+                        Ok(_) => super::wake(),
+                        Err(error) => {
+                            tracing::warn!(%error, "job notifications interrupted; reconnecting");
+                            break;
+                        }
+                    }
+                },
+                Err(error) => tracing::warn!(%error, "cannot listen for job notifications"),
+            },
+            Err(error) => tracing::warn!(%error, "cannot connect to listen for job notifications"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -32,6 +32,67 @@ both_engines!(
     a_job_that_hangs_panics_or_fails_for_good_is_recorded,
 );
 
+/// PostgreSQL only: SQLite is served by one process, whose runners are woken in memory.
+#[tokio::test]
+async fn a_job_enqueued_by_another_process_wakes_the_runner_on_postgres() {
+    let app = spawn_app(Engine::Postgres).await;
+    let (a, _) = two_orgs(&app).await;
+    let pg = app.pg.as_ref().expect("a PostgreSQL test database");
+    let mut listener = sqlx::postgres::PgListener::connect(&pg.app_url)
+        .await
+        .expect("listener");
+    listener.listen("meridian_jobs").await.expect("listen");
+    let other_process = second_pool(&app).await;
+
+    // A rolled-back enqueue announces nothing; a committed one announces itself at commit.
+    let mut tx = other_process.tenant(&tenant(&a)).await.expect("tx");
+    jobs::enqueue_for_tenant(&mut tx, NewJob::new("test.ping", "{}").org(&a))
+        .await
+        .expect("enqueue");
+    drop(tx);
+    let silent = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(silent.is_err(), "no notification for a rolled-back job");
+
+    let ran = Arc::new(Notify::new());
+    let mut registry = Registry::new();
+    {
+        let ran = ran.clone();
+        registry.register("test.ping", move |_, _| {
+            let ran = ran.clone();
+            async move {
+                ran.notify_one();
+                Ok(())
+            }
+        });
+    }
+    // Polling alone would take a minute.
+    let runner = start(
+        &app.db,
+        registry,
+        RunnerConfig {
+            poll_interval: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(60),
+            rescue_interval: Duration::from_secs(60),
+            ..fast()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Enqueued through the other pool and without `jobs::wake()`, as a web node would.
+    let mut tx = other_process.tenant(&tenant(&a)).await.expect("tx");
+    jobs::enqueue_for_tenant(&mut tx, NewJob::new("test.ping", "{}").org(&a))
+        .await
+        .expect("enqueue");
+    tx.commit().await.expect("commit");
+    tokio::time::timeout(Duration::from_secs(2), listener.recv())
+        .await
+        .expect("a notification at commit")
+        .expect("notification");
+    tokio::time::timeout(Duration::from_secs(5), ran.notified())
+        .await
+        .expect("the runner started the job without waiting for its poll");
+    runner.stop().await;
+}
+
 /// Short intervals so tests run in milliseconds.
 fn fast() -> RunnerConfig {
     RunnerConfig {

@@ -592,7 +592,7 @@ pub fn text(report: &Report, settings: &Settings) -> String {
     if !r.polled.is_empty() {
         let p50 = r.polled.percentile(50.0);
         out.push_str(&format!(
-            "| no wake() (another process): the next poll | {} | {} | {} | {} | {} | p50 < {TARGET_P50_MS:.0} ms: {} |\n",
+            "| no wake() (another process): NOTIFY on PostgreSQL, the next poll on SQLite | {} | {} | {} | {} | {} | p50 < {TARGET_P50_MS:.0} ms: {} |\n",
             r.polled.len(),
             ms(p50),
             ms(r.polled.percentile(95.0)),

@@ -157,7 +157,7 @@ struct PhonePatterns {
 
 /// Compiled patterns by country code and region id (the non-geographic entries share the id
 /// "001"); `None` for a region whose patterns did not compile.
-type PatternsByRegion = HashMap<(u16, String), Option<Arc<PhonePatterns>>>;
+type PatternsByRegion = HashMap<(u16, &'static str), Option<Arc<PhonePatterns>>>;
 
 static PHONE_PATTERNS: LazyLock<RwLock<PatternsByRegion>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
@@ -170,8 +170,8 @@ fn compile(source: &str) -> Option<Regex> {
 }
 
 impl PhonePatterns {
-    fn of(meta: &Metadata) -> Option<Arc<PhonePatterns>> {
-        let key = (meta.country_code(), meta.id().to_owned());
+    fn of(meta: &'static Metadata) -> Option<Arc<PhonePatterns>> {
+        let key = (meta.country_code(), meta.id());
         if let Ok(known) = PHONE_PATTERNS.read()
             && let Some(patterns) = known.get(&key)
         {

@@ -533,37 +533,6 @@ fn org_predicate(q_text: &mut String, org: Option<&str>, n: usize) -> bool {
     }
 }
 
-/// Makes a dead or retrying job available now (a dead job out of attempts gets one more). `org`
-/// None names a server-wide job. Use a tenant transaction for an organization's job, the queue
-/// runner's for server-wide ones. Returns false when there is no such job in those states. A
-/// unique job whose key has another pending copy fails with a unique violation.
-#[tracing::instrument(skip_all)]
-pub async fn retry(tx: &mut Tx, org: Option<&str>, id: &str) -> Result<bool, sqlx::Error> {
-    let mut text = "UPDATE jobs SET status = 'available', run_at = $2, \
-        max_attempts = CASE WHEN attempts >= max_attempts THEN attempts + 1 ELSE max_attempts END \
-        WHERE id = $1 AND status IN ('dead', 'retrying')"
-        .to_owned();
-    let bind_org = org_predicate(&mut text, org, 3);
-    let mut q = sql(text).bind(id).bind(crate::now());
-    if bind_org {
-        q = q.bind(org);
-    }
-    Ok(tx.execute(q).await? == 1)
-}
-
-/// Deletes a dead or retrying job (an operator gave up on it). Returns false when there is no
-/// such job in those states.
-#[tracing::instrument(skip_all)]
-pub async fn discard(tx: &mut Tx, org: Option<&str>, id: &str) -> Result<bool, sqlx::Error> {
-    let mut text = "DELETE FROM jobs WHERE id = $1 AND status IN ('dead', 'retrying')".to_owned();
-    let bind_org = org_predicate(&mut text, org, 2);
-    let mut q = sql(text).bind(id);
-    if bind_org {
-        q = q.bind(org);
-    }
-    Ok(tx.execute(q).await? == 1)
-}
-
 /// Which jobs a report covers.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -810,13 +779,13 @@ pub async fn list(
     tx.fetch_all(q).await
 }
 
-/// [`retry`] for a job anywhere within `scope`: a dead or retrying job becomes available now (a
-/// dead job out of attempts gets one more). With [`Scope::All`] (the queue runner's transaction:
+/// Makes a dead or retrying job within `scope` available now (a dead job out of attempts gets one
+/// more). With [`Scope::All`] (the queue runner's transaction:
 /// an operator's command) it finds the job whichever organization it belongs to. Returns false
 /// when there is no such job in those states; a unique job whose key has another pending copy
 /// fails with a unique violation.
 #[tracing::instrument(skip_all)]
-pub async fn retry_in(tx: &mut Tx, scope: Scope<'_>, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn retry(tx: &mut Tx, scope: Scope<'_>, id: &str) -> Result<bool, sqlx::Error> {
     let (filter, org) = scope_filter(scope, 3);
     let mut q = sql(format!(
         "UPDATE jobs SET status = 'available', run_at = $2, \
@@ -835,7 +804,7 @@ pub async fn retry_in(tx: &mut Tx, scope: Scope<'_>, id: &str) -> Result<bool, s
 /// retrying or dead (an operator gave up on it, or it should not run). Returns false when there
 /// is no such job in those states (a claim that won the race leaves it running).
 #[tracing::instrument(skip_all)]
-pub async fn discard_in(tx: &mut Tx, scope: Scope<'_>, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn discard(tx: &mut Tx, scope: Scope<'_>, id: &str) -> Result<bool, sqlx::Error> {
     let (filter, org) = scope_filter(scope, 2);
     let mut q = sql(format!(
         "DELETE FROM jobs WHERE id = $1 \

@@ -169,7 +169,7 @@ async fn retry(db: &Db, id: &str) -> anyhow::Result<()> {
         );
     }
     let mut tx = db.queue().await?;
-    let retried = match store::retry_in(&mut tx, Scope::All, id).await {
+    let retried = match store::retry(&mut tx, Scope::All, id).await {
         Ok(retried) => retried,
         Err(error) if meridian_db::unique_violation(&error).is_some() => bail!(
             "another copy of this {} job (same unique key) is already waiting or running; \
@@ -203,7 +203,7 @@ async fn discard(db: &Db, id: &str) -> anyhow::Result<()> {
         _ => {}
     }
     let mut tx = db.queue().await?;
-    let discarded = store::discard_in(&mut tx, Scope::All, id).await?;
+    let discarded = store::discard(&mut tx, Scope::All, id).await?;
     tx.commit().await?;
     if !discarded {
         bail!("job {id} changed meanwhile (a worker picked it up); nothing was discarded");

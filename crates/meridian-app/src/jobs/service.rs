@@ -217,7 +217,7 @@ pub async fn retry(db: &Db, ctx: &Ctx, id: &str) -> AppResult<Job> {
     if !matches!(before.status(), Some(JobStatus::Dead | JobStatus::Retrying)) {
         return Err(not_retryable(&before));
     }
-    let retried = match store::retry_in(&mut tx, Scope::Org(&org), id).await {
+    let retried = match store::retry(&mut tx, Scope::Org(&org), id).await {
         Ok(retried) => retried,
         Err(error) if meridian_db::unique_violation(&error).is_some() => {
             return Err(AppError::Conflict(format!(
@@ -266,7 +266,7 @@ pub async fn discard(db: &Db, ctx: &Ctx, id: &str) -> AppResult<Job> {
     ) {
         return Err(not_discardable(&job));
     }
-    if !store::discard_in(&mut tx, Scope::Org(&org), id).await? {
+    if !store::discard(&mut tx, Scope::Org(&org), id).await? {
         let now = find(&mut tx, ctx, id).await?;
         return Err(not_discardable(&now));
     }

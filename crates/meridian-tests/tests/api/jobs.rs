@@ -393,12 +393,20 @@ async fn a_failing_job_backs_off_dies_and_comes_back_on_retry(engine: Engine) {
 
     // Another organization cannot retry it.
     let mut tx = app.db.tenant(&tenant(&b)).await.expect("tx");
-    assert!(!store::retry(&mut tx, Some(&b), &id).await.expect("retry"));
+    assert!(
+        !store::retry(&mut tx, Scope::Org(&b), &id)
+            .await
+            .expect("retry")
+    );
     tx.commit().await.expect("commit");
 
     healthy.store(true, Ordering::SeqCst);
     let mut tx = app.db.tenant(&tenant(&a)).await.expect("tx");
-    assert!(store::retry(&mut tx, Some(&a), &id).await.expect("retry"));
+    assert!(
+        store::retry(&mut tx, Scope::Org(&a), &id)
+            .await
+            .expect("retry")
+    );
     tx.commit().await.expect("commit");
     jobs::wake();
     eventually("the retried job to succeed", || async {
@@ -460,7 +468,7 @@ async fn a_failing_job_backs_off_dies_and_comes_back_on_retry(engine: Engine) {
     // Discarding removes it.
     let mut tx = app.db.tenant(&tenant(&a)).await.expect("tx");
     assert!(
-        store::discard(&mut tx, Some(&a), &manual)
+        store::discard(&mut tx, Scope::Org(&a), &manual)
             .await
             .expect("discard")
     );

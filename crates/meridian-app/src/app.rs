@@ -19,7 +19,7 @@ use crate::config::AppConfig;
 use crate::http::client::REQUEST_ID_HEADER;
 use crate::http::middleware;
 use crate::state::{AppState, Shared};
-use crate::{apikeys, audit, auth, imports, jobs, leads, ops, orgs, pipelines, views, web};
+use crate::{apikeys, audit, auth, email, imports, jobs, leads, ops, orgs, pipelines, views, web};
 
 /// Builds the shared state: loads (or creates) the instance secrets and warms the hasher.
 pub async fn build_state(db: Db, config: AppConfig) -> anyhow::Result<AppState> {
@@ -68,6 +68,7 @@ fn api_routes() -> Router<AppState> {
         .merge(imports::api_routes())
         .merge(views::api_routes())
         .merge(jobs::api_routes())
+        .merge(email::api_routes())
         .fallback(api_not_found)
 }
 
@@ -83,7 +84,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/docs", get(web::docs::page))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
-        .merge(web::routes());
+        .merge(web::routes())
+        .merge(email::public_routes());
     if state.config.metrics_on_main_listener {
         router = router.route("/metrics", get(ops::metrics));
     }

@@ -1,7 +1,10 @@
 //! Settings the application needs at run time (the binary loads them from defaults, a file and
 //! the environment, and passes them in).
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::secrets::{KeyRing, SecretKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignupPolicy {
@@ -42,6 +45,69 @@ pub struct AppConfig {
     pub password_hash_concurrency: usize,
     /// The background job runner's settings.
     pub jobs: JobsConfig,
+    /// The key that seals secrets at rest, and earlier keys during a rotation.
+    pub secrets: KeyRing,
+    /// How mail leaves the server.
+    pub email: EmailConfig,
+    /// Let organizations point SMTP servers (and webhooks) at loopback, private, link-local or
+    /// metadata addresses. For local development only: on a hosted server it would let a tenant
+    /// reach the operator's internal network.
+    pub allow_private_network: bool,
+}
+
+/// The server's mail settings (`MERIDIAN_SMTP_URL`, `MERIDIAN_EMAIL_FROM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailConfig {
+    /// Used by organizations that have not set an SMTP server of their own.
+    pub transport: ServerTransport,
+    /// The sender of organizations that have not set one, as `Name <address>`.
+    pub from: String,
+}
+
+/// The server's own way of sending mail.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ServerTransport {
+    /// Writes each message as an `.eml` file under this directory (one folder per organization),
+    /// so a server with no mail relay works offline and a person can open what was "sent".
+    Files(PathBuf),
+    /// An SMTP relay, as a URL: `smtp://host:25` (plain), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465` (TLS).
+    Smtp(String),
+}
+
+impl std::fmt::Debug for ServerTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerTransport::Files(dir) => f.debug_tuple("Files").field(dir).finish(),
+            ServerTransport::Smtp(url) => f
+                .debug_tuple("Smtp")
+                .field(&redact_url_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// A URL with its password replaced, for logs and `config check`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            transport: ServerTransport::Files(PathBuf::from("./data/mail")),
+            from: "Meridian <meridian@localhost>".to_owned(),
+        }
+    }
 }
 
 /// The job runner's settings (`MERIDIAN_WORKER_CONCURRENCY`, `MERIDIAN_JOB_*`; see the README).
@@ -134,6 +200,11 @@ impl Default for AppConfig {
             metrics_on_main_listener: true,
             password_hash_concurrency: default_password_hash_concurrency(),
             jobs: JobsConfig::default(),
+            // A key of the moment, for embedders and tests; the binary always loads the
+            // configured ring (MERIDIAN_SECRET_KEY or the key file).
+            secrets: KeyRing::new(SecretKey::generate(), Vec::new()),
+            email: EmailConfig::default(),
+            allow_private_network: false,
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn schedule(every: Duration) -> Vec<Entry> {
     ]
 }
 
-/// Runs the background worker until `shutdown` resolves: a job runner (with the housekeeping
+/// Runs the background worker until `shutdown` resolves: a job runner (with every feature's
 /// handlers) and the scheduler that enqueues housekeeping every `every`. Running jobs finish, or
 /// are released to other workers after the grace period, before it returns.
 pub async fn run_worker(
@@ -89,8 +89,7 @@ pub async fn run_worker(
     every: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let mut registry = Registry::new();
-    register(&mut registry, &config);
+    let registry = crate::jobs::registry(&config);
     crate::jobs::run(
         db,
         registry,

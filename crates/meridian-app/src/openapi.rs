@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    apikeys, audit, auth, imports, jobs, leads, notes, ops, orgs, pipelines, tasks, views,
+    apikeys, audit, auth, email, imports, jobs, leads, notes, ops, orgs, pipelines, tasks, views,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +36,11 @@ use crate::{
         imports::api::upload, imports::api::validate, imports::api::commit, imports::api::get,
         imports::api::list, imports::api::errors_csv, leads::export::export,
         jobs::api::overview, jobs::api::get, jobs::api::retry, jobs::api::discard,
+        email::api::list_templates, email::api::create_template, email::api::get_template,
+        email::api::update_template, email::api::delete_template, email::api::preview,
+        email::api::send_to_lead, email::api::list_messages, email::api::get_message,
+        email::api::list_suppressions, email::api::add_suppression, email::api::remove_suppression,
+        email::api::get_settings, email::api::put_settings,
         ops::health, ops::ready,
     ),
     modifiers(&BearerAuth),
@@ -52,6 +57,7 @@ use crate::{
         (name = "tasks", description = "Calls, emails, meetings and follow-ups"),
         (name = "imports", description = "Lead imports from CSV and XLSX: upload, map, dry run, commit"),
         (name = "jobs", description = "Background jobs: queue depth, throughput, latency, failures; retry and discard"),
+        (name = "email", description = "Templates, sending to leads, the message log, suppressions and sending settings"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -84,6 +84,7 @@ picklist!(
         TaskCompleted => ("task_completed", "Task completed"),
         Imported => ("imported", "Imported"),
         Merged => ("merged", "Merged"),
+        EmailQueued => ("email_queued", "Email sent"),
     }
 );
 

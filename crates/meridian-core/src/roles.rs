@@ -38,10 +38,14 @@ pub enum Permission {
     PipelinesManage,
     /// See the organization's background jobs (queue depth, failures) and retry or discard them.
     JobsManage,
+    /// Email leads (one-off or from a template) and read the message log of leads they can see.
+    EmailSend,
+    /// Write email templates and keep the suppression list.
+    EmailManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 15] = [
         Permission::OrgRead,
         Permission::OrgManage,
         Permission::MembersRead,
@@ -55,6 +59,8 @@ impl Permission {
         Permission::LeadsTransfer,
         Permission::PipelinesManage,
         Permission::JobsManage,
+        Permission::EmailSend,
+        Permission::EmailManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +78,8 @@ impl Permission {
             Permission::LeadsTransfer => "leads.transfer",
             Permission::PipelinesManage => "pipelines.manage",
             Permission::JobsManage => "jobs.manage",
+            Permission::EmailSend => "email.send",
+            Permission::EmailManage => "email.manage",
         }
     }
 }
@@ -113,6 +121,8 @@ const ADMIN_PERMISSIONS: &[Permission] = &[
     P::LeadsTransfer,
     P::PipelinesManage,
     P::JobsManage,
+    P::EmailSend,
+    P::EmailManage,
 ];
 const MANAGER_PERMISSIONS: &[Permission] = &[
     P::OrgRead,
@@ -122,9 +132,16 @@ const MANAGER_PERMISSIONS: &[Permission] = &[
     P::LeadsAllStages,
     P::LeadsManage,
     P::LeadsTransfer,
+    P::EmailSend,
+    P::EmailManage,
 ];
-const WORKER_PERMISSIONS: &[Permission] =
-    &[P::OrgRead, P::MembersRead, P::LeadsRead, P::LeadsWrite];
+const WORKER_PERMISSIONS: &[Permission] = &[
+    P::OrgRead,
+    P::MembersRead,
+    P::LeadsRead,
+    P::LeadsWrite,
+    P::EmailSend,
+];
 const READ_PERMISSIONS: &[Permission] = &[P::OrgRead, P::MembersRead, P::LeadsRead];
 
 /// The single source of truth for built-in roles.

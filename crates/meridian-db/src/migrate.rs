@@ -33,6 +33,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_lead_counts"),
     migration!(6, "0006_jobs"),
     migration!(7, "0007_job_notifications"),
+    migration!(8, "0008_email"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -3,6 +3,7 @@
 //! over HTTP.
 
 pub mod pg;
+pub mod smtp;
 
 use std::net::SocketAddr;
 
@@ -49,8 +50,56 @@ pub struct TestApp {
     pub admin: Admin,
     /// PostgreSQL URLs of the test database (owner, app), for catalog checks.
     pub pg: Option<pg::TestDatabase>,
+    /// Where the default transport writes `.eml` files.
+    pub mail_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// A job runner with every feature's handlers (what `serve` runs in-process), on short intervals
+/// so tests take milliseconds. Stopped gracefully by [`Worker::stop`], or aborted when dropped.
+pub struct Worker {
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<meridian_app::jobs::runner::RunnerReport>>,
+}
+
+impl Worker {
+    pub async fn stop(mut self) -> meridian_app::jobs::runner::RunnerReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let handle = self.handle.take().expect("a running worker");
+        tokio::time::timeout(std::time::Duration::from_secs(15), handle)
+            .await
+            .expect("the worker stopped in time")
+            .expect("the worker did not panic")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// Runner settings for tests: quick polls and backoff in milliseconds.
+pub fn fast_runner() -> meridian_app::jobs::RunnerConfig {
+    use std::time::Duration;
+    meridian_app::jobs::RunnerConfig {
+        concurrency: 4,
+        poll_interval: Duration::from_millis(50),
+        job_timeout: Duration::from_secs(10),
+        rescue_after: Duration::from_secs(20),
+        heartbeat_interval: Duration::from_millis(100),
+        rescue_interval: Duration::from_millis(100),
+        shutdown_grace: Duration::from_millis(500),
+        backoff: meridian_app::jobs::Backoff {
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+        },
+    }
 }
 
 impl Drop for TestApp {
@@ -135,8 +184,13 @@ pub async fn spawn_app_with(engine: Engine, configure: impl FnOnce(&mut AppConfi
     let addr = listener.local_addr().expect("addr");
     let base = format!("http://{addr}");
     let (db, admin, pg, dir) = fresh_db(engine).await;
+    let mail_dir = tempfile::tempdir().expect("mail dir");
     let mut config = AppConfig {
         public_url: base.clone(),
+        email: meridian_app::config::EmailConfig {
+            transport: meridian_app::config::ServerTransport::Files(mail_dir.path().to_path_buf()),
+            ..meridian_app::config::EmailConfig::default()
+        },
         // Tests simulate clients at different addresses with X-Forwarded-For.
         trust_proxy_headers: true,
         password_hash_concurrency: 2,
@@ -162,8 +216,25 @@ pub async fn spawn_app_with(engine: Engine, configure: impl FnOnce(&mut AppConfi
         db,
         admin,
         pg,
+        mail_dir,
         shutdown: Some(tx),
         _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Starts a job runner with every feature's handlers on this app's database and settings.
+    pub fn start_worker(&self) -> Worker {
+        let registry = meridian_app::jobs::registry(&self.state.config);
+        let runner = meridian_app::jobs::Runner::new(self.db.clone(), registry, fast_runner());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(runner.run(async move {
+            let _ = stopped.await;
+        }));
+        Worker {
+            stop: Some(stop),
+            handle: Some(handle),
+        }
     }
 }
 

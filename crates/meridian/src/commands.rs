@@ -5,8 +5,10 @@ use std::future::Future;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use meridian_app::config::ServerTransport;
 use meridian_app::http::ctx::{Ctx, OrgRef};
 use meridian_app::orgs::service::{self as orgs, InviteInput, NewOrganization};
+use meridian_app::secrets::KeySource;
 use meridian_db::{ConnectOptions, Db, Engine, Migrator, Tenant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -244,8 +246,9 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
         database_url: args.database_url,
         signup: args.signup,
     };
-    let settings = Settings::load(config, &flags)?;
+    let mut settings = Settings::load(config, &flags)?;
     init_logging(&settings);
+    log_key_source(&settings.load_secrets()?);
     let shutdown = shutdown_signal();
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
     let state = meridian_app::build_state(db.clone(), settings.app.clone()).await?;
@@ -306,8 +309,9 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
 }
 
 pub async fn worker(config: Option<&str>) -> anyhow::Result<()> {
-    let settings = Settings::load(config, &FlagSettings::default())?;
+    let mut settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
+    log_key_source(&settings.load_secrets()?);
     let shutdown = shutdown_signal();
     let db = prepare_database(&settings, false).await?;
     tracing::info!(database = db.engine().as_str(), "worker started");
@@ -344,9 +348,20 @@ pub async fn migrate(config: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn log_key_source(source: &KeySource) {
+    match source {
+        KeySource::Environment => tracing::info!("secret key from MERIDIAN_SECRET_KEY"),
+        KeySource::File(path) => tracing::info!(path = %path.display(), "secret key file"),
+        KeySource::Generated(path) => {
+            tracing::warn!(path = %path.display(), "generated a new secret key file: back it up with the database, or the secrets it seals are lost")
+        }
+    }
+}
+
 pub(crate) async fn open_for_cli(config: Option<&str>) -> anyhow::Result<(Settings, Db)> {
-    let settings = Settings::load(config, &FlagSettings::default())?;
+    let mut settings = Settings::load(config, &FlagSettings::default())?;
     init_logging(&settings);
+    settings.load_secrets()?;
     let db = prepare_database(&settings, settings.env == Environment::Development).await?;
     Ok((settings, db))
 }
@@ -520,6 +535,38 @@ pub async fn config(config: Option<&str>, command: ConfigCommand) -> anyhow::Res
                 ("job_backoff_base", format!("{:?}", jobs.backoff_base)),
                 ("job_backoff_cap", format!("{:?}", jobs.backoff_cap)),
                 ("job_retention", format!("{:?}", jobs.retention)),
+                (
+                    "smtp_url",
+                    match &settings.app.email.transport {
+                        ServerTransport::Smtp(url) => redact_url(url),
+                        ServerTransport::Files(dir) => {
+                            format!("(none: .eml files in {})", dir.display())
+                        }
+                    },
+                ),
+                ("email_from", settings.app.email.from.clone()),
+                (
+                    "allow_private_network",
+                    settings.app.allow_private_network.to_string(),
+                ),
+                (
+                    "secret_key",
+                    match &settings.secret_keys.current {
+                        Some(_) => "(set)".to_owned(),
+                        None => format!(
+                            "(none: key file {})",
+                            settings.data_dir.join("secret.key").display()
+                        ),
+                    },
+                ),
+                (
+                    "secret_key_previous",
+                    if settings.secret_keys.previous.is_some() {
+                        "(set)".to_owned()
+                    } else {
+                        "(none)".to_owned()
+                    },
+                ),
             ];
             for (key, value) in &rows {
                 println!(

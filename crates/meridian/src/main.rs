@@ -2,6 +2,7 @@
 
 mod commands;
 mod jobs;
+mod secrets;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,9 @@ enum Command {
     /// Inspect the background job queue server-wide; retry or discard jobs.
     #[command(subcommand)]
     Jobs(jobs::JobsCommand),
+    /// Secrets at rest: rotate the key that seals them.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -77,6 +81,7 @@ fn main() -> std::process::ExitCode {
             Command::Config(command) => commands::config(config, command).await,
             Command::Import(command) => commands::import(config, command).await,
             Command::Jobs(command) => jobs::jobs(config, command).await,
+            Command::Secrets(command) => secrets::secrets(config, command).await,
         }
     });
     match result {

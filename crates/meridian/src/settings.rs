@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use meridian_app::config::JobsConfig;
+use meridian_app::config::{EmailConfig, JobsConfig, ServerTransport};
+use meridian_app::secrets::KeySource;
 use meridian_app::{AppConfig, SignupPolicy};
 use serde::Deserialize;
 
@@ -41,6 +42,9 @@ pub struct FileSettings {
     pub job_backoff_base: Option<String>,
     pub job_backoff_cap: Option<String>,
     pub job_retention: Option<String>,
+    pub smtp_url: Option<String>,
+    pub email_from: Option<String>,
+    pub allow_private_network: Option<bool>,
 }
 
 /// Flags that override everything else (the `serve` flags).
@@ -70,9 +74,29 @@ pub struct Settings {
     pub log: String,
     pub log_json: bool,
     pub worker_interval: Duration,
+    /// `MERIDIAN_SECRET_KEY` and `MERIDIAN_SECRET_KEY_PREVIOUS` (environment only: a key belongs
+    /// in a secret store or the key file, not in a settings file). Loaded into `app.secrets` by
+    /// [`Settings::load_secrets`].
+    pub secret_keys: SecretKeyText,
     pub app: AppConfig,
     /// Where each value came from, for `config check`.
     pub sources: HashMap<&'static str, &'static str>,
+}
+
+/// The secret-key settings as given, kept out of `Debug` output.
+#[derive(Clone, Default)]
+pub struct SecretKeyText {
+    pub current: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl std::fmt::Debug for SecretKeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeyText")
+            .field("current", &self.current.as_ref().map(|_| "****"))
+            .field("previous", &self.previous.as_ref().map(|_| "****"))
+            .finish()
+    }
 }
 
 /// Parses `250ms`, `90s`, `15m`, `12h`, `7d` (a bare number is seconds).
@@ -344,6 +368,45 @@ impl Settings {
             Some(other) => bail!("MERIDIAN_LOG_FORMAT must be json or pretty, not {other:?}"),
             None => environment == Environment::Production,
         };
+        let boolean =
+            |l: &mut Layers, key: &'static str, file: Option<bool>| -> anyhow::Result<bool> {
+                match l.pick(key, file.map(|b| b.to_string()), None) {
+                    None => Ok(false),
+                    Some(v) => match v.as_str() {
+                        "true" | "1" | "yes" => Ok(true),
+                        "false" | "0" | "no" => Ok(false),
+                        other => bail!(
+                            "MERIDIAN_{} must be true or false, not {other:?}",
+                            key.to_uppercase()
+                        ),
+                    },
+                }
+            };
+        let allow_private_network =
+            boolean(&mut l, "allow_private_network", f.allow_private_network)?;
+        let transport = match l.pick("smtp_url", f.smtp_url.clone(), None) {
+            Some(url) => {
+                if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                    bail!(
+                        "MERIDIAN_SMTP_URL must start with smtp:// or smtps://, like smtp://user:pass@mail.example.com:587?tls=required"
+                    );
+                }
+                ServerTransport::Smtp(url)
+            }
+            None => ServerTransport::Files(data_dir.join("mail")),
+        };
+        let email_from = l
+            .pick("email_from", f.email_from.clone(), None)
+            .unwrap_or_else(|| EmailConfig::default().from);
+        if let Err(error) = meridian_app::email::transport::check_mailbox(&email_from) {
+            bail!(
+                "MERIDIAN_EMAIL_FROM {email_from:?} is not an address like `Meridian <noreply@example.com>`: {error}"
+            );
+        }
+        let secret_keys = SecretKeyText {
+            current: l.pick("secret_key", None, None),
+            previous: l.pick("secret_key_previous", None, None),
+        };
         let app = AppConfig {
             public_url,
             signup,
@@ -354,6 +417,11 @@ impl Settings {
             metrics_on_main_listener: metrics_listen.is_none(),
             password_hash_concurrency,
             jobs,
+            email: EmailConfig {
+                transport,
+                from: email_from,
+            },
+            allow_private_network,
             ..AppConfig::default()
         };
         Ok(Settings {
@@ -367,23 +435,28 @@ impl Settings {
             log,
             log_json,
             worker_interval,
+            secret_keys,
             app,
             sources: l.sources,
         })
     }
 }
 
-/// A database URL with its password replaced, for logs and `config check`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((credentials, host)) => match credentials.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+/// A database or SMTP URL with its password replaced, for logs and `config check`.
+pub use meridian_app::config::redact_url_password as redact_url;
+
+impl Settings {
+    /// Loads the secret key ring into `app.secrets`: `MERIDIAN_SECRET_KEY` (with earlier keys
+    /// from `MERIDIAN_SECRET_KEY_PREVIOUS`), else the key file in the data directory, created on
+    /// first run.
+    pub fn load_secrets(&mut self) -> anyhow::Result<KeySource> {
+        let (ring, source) = meridian_app::secrets::keys::load_ring(
+            self.secret_keys.current.as_deref(),
+            self.secret_keys.previous.as_deref(),
+            &self.data_dir,
+        )?;
+        self.app.secrets = ring;
+        Ok(source)
     }
 }
 

@@ -168,6 +168,14 @@ impl Registry {
     }
 }
 
+/// A registry with every feature's handlers: what `serve` and `meridian worker` run.
+pub fn registry(config: &crate::config::AppConfig) -> Registry {
+    let mut registry = Registry::new();
+    crate::housekeeping::register(&mut registry, config);
+    crate::email::deliver::register(&mut registry, config);
+    registry
+}
+
 /// Reads a handler's payload into its type; a payload that does not fit is a permanent failure.
 pub fn payload<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, JobError> {
     serde_json::from_value(value).map_err(|e| JobError::Permanent(format!("bad payload: {e}")))

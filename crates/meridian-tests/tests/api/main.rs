@@ -2,6 +2,7 @@
 
 mod auth;
 mod conventions;
+mod email;
 mod imports;
 mod jobs;
 mod jobs_api;

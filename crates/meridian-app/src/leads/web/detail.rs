@@ -225,6 +225,11 @@ fn describe(row: &ActivityRow, pipeline: &Pipeline, members: &[(String, String)]
                 .map_or(0, Vec::len);
             format!("merged {count} duplicate(s) into it")
         }
+        Ok(ActivityKind::EmailQueued) => format!(
+            "emailed {}: “{}”",
+            s("to").unwrap_or("them"),
+            s("subject").unwrap_or("")
+        ),
         Err(_) => row.kind.replace('_', " "),
     };
     ActivityView {

@@ -19,6 +19,8 @@ struct OrgFixture {
     view_id: String,
     import_id: String,
     job_id: String,
+    template_id: String,
+    message_id: String,
 }
 
 async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
@@ -92,7 +94,45 @@ async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
         &format!("{name} failure at {domain}"),
     )
     .await;
+    let template = app
+        .post(
+            "/api/v1/email/templates",
+            &owner.access,
+            json!({"name": format!("{name} welcome"), "subject": format!("Hello from {domain}"), "body_text": "Hi {{lead.first_name}}"}),
+        )
+        .await;
+    let template_id = template.body["id"]
+        .as_str()
+        .expect("template id")
+        .to_owned();
+    let message = app
+        .post(
+            &format!("/api/v1/leads/{lead_id}/emails"),
+            &owner.access,
+            json!({"template_id": template_id}),
+        )
+        .await;
+    let suppressed = app
+        .post(
+            "/api/v1/email/suppressions",
+            &owner.access,
+            json!({"email": format!("suppressed@{domain}")}),
+        )
+        .await;
+    assert_eq!(suppressed.status, StatusCode::CREATED);
+    let settings = app
+        .call(
+            "PUT",
+            "/api/v1/email/settings",
+            Some(&owner.access),
+            Some(json!({"from_name": name, "from_address": format!("team@{domain}"),
+                "smtp_host": format!("smtp.{domain}"), "smtp_username": "mailer", "smtp_password": format!("smtp-password-{domain}")})),
+        )
+        .await;
+    assert_eq!(settings.status, StatusCode::OK, "{:?}", settings.body);
     OrgFixture {
+        template_id,
+        message_id: message.body["id"].as_str().expect("message id").to_owned(),
         job_id,
         import_id: import.body["id"].as_str().expect("import id").to_owned(),
         view_id: view.body["id"].as_str().expect("view id").to_owned(),
@@ -257,6 +297,49 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
             format!("/api/v1/jobs/{}/discard", b.job_id),
             Some(json!({})),
         ),
+        (
+            "GET",
+            format!("/api/v1/email/templates/{}", b.template_id),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/email/templates/{}", b.template_id),
+            Some(json!({"subject": "Hijacked"})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/email/templates/{}", b.template_id),
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/email/preview".to_owned(),
+            Some(json!({"subject": "x", "body_text": "{{lead.email}}", "lead_id": b.lead_id})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/leads/{}/emails", b.lead_id),
+            Some(json!({"subject": "x", "body_text": "x"})),
+        ),
+        (
+            "GET",
+            format!("/api/v1/email/messages/{}", b.message_id),
+            None,
+        ),
+        (
+            "GET",
+            format!("/api/v1/email/messages?lead_id={}", b.lead_id),
+            None,
+        ),
+        (
+            "DELETE",
+            format!(
+                "/api/v1/email/suppressions/suppressed@{}",
+                b.owner.email.rsplit_once('@').map_or("", |(_, d)| d)
+            ),
+            None,
+        ),
     ]
 }
 
@@ -276,6 +359,10 @@ const LISTS: &[&str] = &[
     "/api/v1/imports",
     "/api/v1/leads/export?columns=id,email,first_name&archived=all",
     "/api/v1/jobs",
+    "/api/v1/email/templates",
+    "/api/v1/email/messages",
+    "/api/v1/email/suppressions",
+    "/api/v1/email/settings",
 ];
 
 async fn cross_tenant_matrix(engine: Engine) {
@@ -306,6 +393,8 @@ async fn cross_tenant_matrix(engine: Engine) {
         &b.view_id,
         &b.import_id,
         &b.job_id,
+        &b.template_id,
+        &b.message_id,
     ];
     for list in LISTS {
         let reply = app.get(list, &a.owner.access).await;
@@ -387,6 +476,24 @@ async fn cross_tenant_matrix(engine: Engine) {
         app.get("/api/v1/auth/me", &b.member.access).await.status,
         StatusCode::OK
     );
+    let b_template = app
+        .get(
+            &format!("/api/v1/email/templates/{}", b.template_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_template.body["subject"], "Hello from bright.test");
+    let b_suppressions = app.get("/api/v1/email/suppressions", &b.owner.access).await;
+    assert_eq!(
+        b_suppressions.body["items"][0]["email"],
+        "suppressed@bright.test"
+    );
+    let b_messages = app.get("/api/v1/email/messages", &b.owner.access).await;
+    assert_eq!(
+        b_messages.body["items"].as_array().expect("items").len(),
+        1,
+        "A queued nothing to B's lead"
+    );
     let b_job = app
         .get(&format!("/api/v1/jobs/{}", b.job_id), &b.owner.access)
         .await;
@@ -441,8 +548,21 @@ async fn dumps_hold_no_plaintext_secrets(engine: Engine) {
         .expect("value");
     assert!(session_secret.len() >= 40);
 
+    let smtp = app
+        .call(
+            "PUT",
+            "/api/v1/email/settings",
+            Some(&owner.access),
+            Some(json!({"from_name": "Acme", "from_address": "team@acme.test",
+                "smtp_host": "smtp.acme.test", "smtp_username": "mailer", "smtp_password": "smtp-pa55word-at-rest"})),
+        )
+        .await;
+    assert_eq!(smtp.status, StatusCode::OK, "{:?}", smtp.body);
+
     let dump = app.dump_text().await;
+    assert!(dump.contains("v1."), "the SMTP password is stored sealed");
     for (what, value) in [
+        ("SMTP password", "smtp-pa55word-at-rest"),
         ("password", PASSWORD),
         ("access token", owner.access.as_str()),
         ("refresh token", owner.refresh.as_str()),

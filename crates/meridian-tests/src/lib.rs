@@ -223,6 +223,16 @@ pub async fn spawn_app_with(engine: Engine, configure: impl FnOnce(&mut AppConfi
 }
 
 impl TestApp {
+    /// The URL another process (a `meridian worker`) uses to reach this app's database: the
+    /// SQLite file, or the PostgreSQL database as the unprivileged app role.
+    pub fn database_url(&self) -> String {
+        match (&self.pg, &self._dir) {
+            (Some(pg), _) => pg.app_url.clone(),
+            (None, Some(dir)) => format!("sqlite://{}", dir.path().join("meridian.db").display()),
+            (None, None) => unreachable!("a SQLite test database lives in a temporary directory"),
+        }
+    }
+
     /// Starts a job runner with every feature's handlers on this app's database and settings.
     pub fn start_worker(&self) -> Worker {
         let registry = meridian_app::jobs::registry(&self.state.config);

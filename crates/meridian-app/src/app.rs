@@ -19,7 +19,10 @@ use crate::config::AppConfig;
 use crate::http::client::REQUEST_ID_HEADER;
 use crate::http::middleware;
 use crate::state::{AppState, Shared};
-use crate::{apikeys, audit, auth, email, imports, jobs, leads, ops, orgs, pipelines, views, web};
+use crate::{
+    apikeys, audit, auth, automations, email, imports, jobs, leads, notifications, ops, orgs,
+    pipelines, views, web,
+};
 
 /// Builds the shared state: loads (or creates) the instance secrets and warms the hasher.
 pub async fn build_state(db: Db, config: AppConfig) -> anyhow::Result<AppState> {
@@ -69,6 +72,9 @@ fn api_routes() -> Router<AppState> {
         .merge(views::api_routes())
         .merge(jobs::api_routes())
         .merge(email::api_routes())
+        .merge(automations::api_routes())
+        .merge(notifications::api_routes())
+        .merge(crate::webhooks::api_routes())
         .fallback(api_not_found)
 }
 
@@ -85,7 +91,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .merge(web::routes())
-        .merge(email::public_routes());
+        .merge(email::public_routes())
+        .merge(crate::webhooks::public_routes());
     if state.config.metrics_on_main_listener {
         router = router.route("/metrics", get(ops::metrics));
     }

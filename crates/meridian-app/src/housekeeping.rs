@@ -78,6 +78,10 @@ pub fn schedule(every: Duration) -> Vec<Entry> {
         Entry::new(RESUME_IMPORTS, Recurrence::Every(every)),
         Entry::new(PURGE_JOBS, Recurrence::Every(Duration::from_secs(3600))),
     ]
+    .into_iter()
+    .chain(crate::automations::schedule())
+    .chain(crate::notifications::schedule())
+    .collect()
 }
 
 /// Runs the background worker until `shutdown` resolves: a job runner (with every feature's

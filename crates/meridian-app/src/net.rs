@@ -1,4 +1,4 @@
-//! Where the server may connect on a tenant's behalf (their SMTP server, later their webhooks):
+//! Where the server may connect on a tenant's behalf (their SMTP server, their webhooks):
 //! public addresses only, unless the operator allows the private network for local development.
 //! A tenant-supplied host pointing at loopback, a private range, link-local or a cloud metadata
 //! address would otherwise let any organization probe the operator's internal network (SSRF).
@@ -65,6 +65,17 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
         || a >= 240
 }
 
+/// Why a host may not be connected to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The name did not resolve (a passing DNS failure, or a typo).
+    #[error("{0}")]
+    Lookup(String),
+    /// It resolves inside the network: refused, whatever DNS says next time.
+    #[error("{0}")]
+    Internal(String),
+}
+
 /// Resolves `host` and returns an address the connection may use: the first one, after checking
 /// that none of them is internal (a name with one public and one private address is refused, as
 /// the client could be sent to either).
@@ -72,27 +83,27 @@ pub async fn resolve_checked(
     host: &str,
     port: u16,
     destination: Destination,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, ResolveError> {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::net::lookup_host((host, port))
             .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .map_err(|e| ResolveError::Lookup(format!("cannot resolve {host}: {e}")))?
             .collect(),
     };
     let first = *addresses
         .first()
-        .ok_or_else(|| format!("{host} has no address"))?;
+        .ok_or_else(|| ResolveError::Lookup(format!("{host} has no address")))?;
     if destination == Destination::PublicOnly
         && let Some(internal) = addresses.iter().find(|a| is_internal(a.ip()))
     {
-        return Err(format!(
+        return Err(ResolveError::Internal(format!(
             "{host} resolves to {}, an internal address; connections to loopback, private, \
              link-local and metadata addresses are refused (an operator may allow them for local \
              development with MERIDIAN_ALLOW_PRIVATE_NETWORK)",
             internal.ip()
-        ));
+        )));
     }
     Ok(first)
 }
@@ -135,14 +146,16 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_refused_unless_allowed() {
-        let refused = resolve_checked("127.0.0.1", 25, Destination::PublicOnly)
-            .await
-            .expect_err("refused");
-        assert!(refused.contains("internal address"), "{refused}");
-        let refused = resolve_checked("localhost", 25, Destination::PublicOnly)
-            .await
-            .expect_err("refused");
-        assert!(refused.contains("internal address"), "{refused}");
+        for host in ["127.0.0.1", "localhost"] {
+            let refused = resolve_checked(host, 25, Destination::PublicOnly)
+                .await
+                .expect_err("refused");
+            assert!(matches!(refused, ResolveError::Internal(_)), "{refused:?}");
+            assert!(
+                refused.to_string().contains("internal address"),
+                "{refused}"
+            );
+        }
         let allowed = resolve_checked("127.0.0.1", 2525, Destination::Any)
             .await
             .expect("allowed");

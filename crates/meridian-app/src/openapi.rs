@@ -4,7 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::{
-    apikeys, audit, auth, email, imports, jobs, leads, notes, ops, orgs, pipelines, tasks, views,
+    apikeys, audit, auth, automations, email, imports, jobs, leads, notes, notifications, ops,
+    orgs, pipelines, tasks, views,
 };
 
 #[derive(OpenApi)]
@@ -41,6 +42,20 @@ use crate::{
         email::api::send_to_lead, email::api::list_messages, email::api::get_message,
         email::api::list_suppressions, email::api::add_suppression, email::api::remove_suppression,
         email::api::get_settings, email::api::put_settings,
+        email::sequences_api::list, email::sequences_api::create, email::sequences_api::get,
+        email::sequences_api::update, email::sequences_api::delete, email::sequences_api::enroll,
+        email::sequences_api::list_enrollments, email::sequences_api::stop, email::sequences_api::reply,
+        automations::api::list, automations::api::create, automations::api::get,
+        automations::api::update, automations::api::delete, automations::api::versions,
+        automations::api::runs, automations::api::run_manually, automations::api::run,
+        automations::api::retry, automations::api::gallery, automations::api::create_from_gallery,
+        notifications::api::list, notifications::api::read, notifications::api::read_all,
+        notifications::api::settings, notifications::api::save_settings,
+        crate::webhooks::api::list, crate::webhooks::api::create, crate::webhooks::api::get,
+        crate::webhooks::api::update, crate::webhooks::api::delete, crate::webhooks::api::rotate_secret,
+        crate::webhooks::api::deliveries, crate::webhooks::api::delivery, crate::webhooks::api::replay,
+        crate::webhooks::api::list_forms, crate::webhooks::api::create_form, crate::webhooks::api::get_form,
+        crate::webhooks::api::update_form, crate::webhooks::api::delete_form, crate::webhooks::inbound::submit,
         ops::health, ops::ready,
     ),
     modifiers(&BearerAuth),
@@ -58,6 +73,9 @@ use crate::{
         (name = "imports", description = "Lead imports from CSV and XLSX: upload, map, dry run, commit"),
         (name = "jobs", description = "Background jobs: queue depth, throughput, latency, failures; retry and discard"),
         (name = "email", description = "Templates, sending to leads, the message log, suppressions and sending settings"),
+        (name = "webhooks", description = "Outbound webhooks signed per Standard Webhooks, their delivery log and replays; inbound lead forms"),
+        (name = "automations", description = "Triggers, conditions and actions; versions, runs and the gallery"),
+        (name = "notifications", description = "The caller's in-app notifications and their settings"),
         (name = "operations", description = "Health and readiness"),
     )
 )]

@@ -486,3 +486,114 @@
     setTimeout(tick, 1000);
   });
 })();
+
+// Email: a live preview of the template or email being written (the Preview button renders the
+// same on the server without JavaScript), and a chosen template filling the lead page's form.
+(function () {
+  "use strict";
+
+  // A disabled button is left out of what its form sends, so disabling the clicked one
+  // (data-submit-once) would drop its name=value, which says whether to preview, save or send.
+  // A hidden copy carries it instead.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var button = event.submitter;
+    if (event.defaultPrevented || !form.hasAttribute("data-submit-once") || !button || !button.name) return;
+    var copy = form.querySelector("input[data-submitter]");
+    if (!copy) {
+      copy = document.createElement("input");
+      copy.type = "hidden";
+      copy.setAttribute("data-submitter", "");
+      form.appendChild(copy);
+    }
+    copy.name = button.name;
+    copy.value = button.value;
+  });
+
+  if (!window.fetch) return;
+
+  document.querySelectorAll("[data-email-form]").forEach(function (form) {
+    var panel = document.querySelector("[data-preview-panel]");
+    if (!panel) return;
+    var frame = panel.querySelector("[data-preview-frame]");
+    var status = panel.querySelector("[data-preview-status]");
+    var field = function (name) { return form.elements[name] || null; };
+    var templateSelect = form.querySelector("[data-template-select]");
+    var timer = null;
+    var latest = 0;
+
+    var say = function (text, isError) {
+      status.textContent = text;
+      status.classList.toggle("is-error", !!isError);
+    };
+    var show = function (email) {
+      panel.querySelector("[data-preview-subject]").textContent = email.subject;
+      panel.querySelector("[data-preview-text]").textContent = email.text;
+      frame.srcdoc = email.html;
+      [frame, panel.querySelector("[data-preview-subject-row]"), panel.querySelector("[data-preview-text-box]")]
+        .forEach(function (el) { el.hidden = false; });
+      say("");
+    };
+    // The same request the Preview button makes: a blank subject or body with a template chosen
+    // means the template's, so blanks are left out rather than sent.
+    var draft = function () {
+      var body = {};
+      var template = templateSelect ? templateSelect.value : "";
+      if (template) body.template_id = template;
+      ["subject", "body_html", "body_text"].forEach(function (name) {
+        var input = field(name);
+        if (!input) return;
+        if (input.value.trim() || !template) body[name] = input.value;
+      });
+      var lead = form.getAttribute("data-lead-id");
+      if (lead) body.lead_id = lead;
+      return body;
+    };
+    var refresh = function () {
+      var mine = ++latest;
+      say("Updating the preview\u2026");
+      window.meridianFetch("/api/v1/email/preview", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "Accept": "application/json" },
+        body: JSON.stringify(draft())
+      }).then(function (response) {
+        return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+      }).then(function (reply) {
+        if (mine !== latest) return;
+        if (reply.ok) { show(reply.data); return; }
+        var errors = (reply.data.errors || []).map(function (e) { return e.field.replace(/_/g, " ") + " " + e.message; });
+        say(errors.length ? errors.join("; ") : (reply.data.detail || "The preview failed."), true);
+      }).catch(function () {
+        if (mine === latest) say("Could not reach the server to update the preview.", true);
+      });
+    };
+    var later = function () {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 400);
+    };
+    form.addEventListener("input", later);
+
+    // Choosing a template puts its text in the form, to send as is or to edit first.
+    if (templateSelect) {
+      var filled = { subject: "", body_html: "" };
+      templateSelect.addEventListener("change", function () {
+        var id = templateSelect.value;
+        if (!id) { later(); return; }
+        window.meridianFetch("/api/v1/email/templates/" + encodeURIComponent(id), { headers: { "Accept": "application/json" } })
+          .then(function (response) { return response.ok ? response.json() : null; })
+          .then(function (template) {
+            if (!template || templateSelect.value !== id) return;
+            var subject = field("subject");
+            var html = field("body_html");
+            var edited = (subject.value.trim() && subject.value !== filled.subject) ||
+              (html.value.trim() && html.value !== filled.body_html);
+            if (edited && !window.confirm("Replace what you wrote with the template \u201c" + template.name + "\u201d?")) return;
+            subject.value = filled.subject = template.subject;
+            html.value = filled.body_html = template.body_html;
+            refresh();
+          })
+          .catch(function () { say("Could not load the template; Preview shows it instead.", true); });
+      });
+    }
+  });
+})();

@@ -85,6 +85,9 @@ picklist!(
         Imported => ("imported", "Imported"),
         Merged => ("merged", "Merged"),
         EmailQueued => ("email_queued", "Email sent"),
+        EmailReplied => ("email_replied", "Replied by email"),
+        SequenceStarted => ("sequence_started", "Sequence started"),
+        SequenceStopped => ("sequence_stopped", "Sequence stopped"),
     }
 );
 

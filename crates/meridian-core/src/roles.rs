@@ -42,10 +42,14 @@ pub enum Permission {
     EmailSend,
     /// Write email templates and keep the suppression list.
     EmailManage,
+    /// Create, change and run automations; see their runs.
+    AutomationsManage,
+    /// Manage outbound webhooks (subscriptions, secrets, deliveries) and inbound lead forms.
+    WebhooksManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::OrgRead,
         Permission::OrgManage,
         Permission::MembersRead,
@@ -61,6 +65,8 @@ impl Permission {
         Permission::JobsManage,
         Permission::EmailSend,
         Permission::EmailManage,
+        Permission::AutomationsManage,
+        Permission::WebhooksManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +86,8 @@ impl Permission {
             Permission::JobsManage => "jobs.manage",
             Permission::EmailSend => "email.send",
             Permission::EmailManage => "email.manage",
+            Permission::AutomationsManage => "automations.manage",
+            Permission::WebhooksManage => "webhooks.manage",
         }
     }
 }
@@ -123,6 +131,8 @@ const ADMIN_PERMISSIONS: &[Permission] = &[
     P::JobsManage,
     P::EmailSend,
     P::EmailManage,
+    P::AutomationsManage,
+    P::WebhooksManage,
 ];
 const MANAGER_PERMISSIONS: &[Permission] = &[
     P::OrgRead,
@@ -134,6 +144,7 @@ const MANAGER_PERMISSIONS: &[Permission] = &[
     P::LeadsTransfer,
     P::EmailSend,
     P::EmailManage,
+    P::AutomationsManage,
 ];
 const WORKER_PERMISSIONS: &[Permission] = &[
     P::OrgRead,

@@ -34,6 +34,10 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_jobs"),
     migration!(7, "0007_job_notifications"),
     migration!(8, "0008_email"),
+    migration!(9, "0009_email_sequences"),
+    migration!(10, "0010_webhooks"),
+    migration!(11, "0011_automations"),
+    migration!(12, "0012_notifications"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

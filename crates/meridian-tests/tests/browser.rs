@@ -501,6 +501,114 @@ async fn seed_jobs(db: &meridian_db::Db) {
     enqueue("automation.run").await;
 }
 
+/// Writes a template in the editor (its live preview follows the typing), picks it on the case's
+/// Emails tab (the form fills in), previews it for the case, sends it, and waits for the worker to
+/// deliver it; returns the template's and the message's ids.
+async fn email_the_case(owner: &Session, lead_id: &str) -> (String, String) {
+    owner.goto("/email/templates").await;
+    owner.css(".empty").await;
+    owner.click(".empty a[href='/email/templates/new']").await;
+    owner.fill("#tpl-name", "Welcome pack").await;
+    owner.select("#tpl-category", "transactional").await;
+    owner
+        .fill(
+            "#tpl-subject",
+            "Welcome to {{org.name}}, {{lead.first_name}}",
+        )
+        .await;
+    owner
+        .fill(
+            "#tpl-html",
+            "<h2 style=\"color:#0f766e\">Hi {{lead.first_name}},</h2>\n\
+             <p>Thank you for reaching out. {{sender.name}} will call you this week to walk you \
+             through the next steps.</p>\n<p>Warm regards,<br>{{org.name}}</p>",
+        )
+        .await;
+    owner
+        .wait_text(
+            "data-preview-subject",
+            "Welcome to Northwind Growth Partners",
+        )
+        .await;
+    owner.css(".email-frame:not([hidden])").await;
+    owner.click("button[name=intent][value=save]").await;
+    owner.wait_text("data-toast", "Template created").await;
+    let link = owner
+        .css("table a.lead-link[href^='/email/templates/']")
+        .await;
+    let href = link.attr("href").await.expect("href").expect("a link");
+    let template_id = href.trim_start_matches("/email/templates/").to_owned();
+
+    // On the case's page, choosing the template fills the form with its text.
+    owner.goto(&format!("/leads/{lead_id}?tab=emails")).await;
+    owner.select("#compose-template", &template_id).await;
+    let filled = "return document.querySelector('#compose-subject').value;";
+    let deadline = Instant::now() + WAIT;
+    while owner.js(filled).await == json!("") {
+        assert!(
+            Instant::now() < deadline,
+            "the template never filled the form"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    assert_eq!(
+        owner.js(filled).await,
+        json!("Welcome to {{org.name}}, {{lead.first_name}}")
+    );
+    owner.wait_text("data-preview-subject", "Valentina").await;
+
+    // Preview (a server round trip), then send.
+    owner.click("button[name=intent][value=preview]").await;
+    // The form posts to the lead's action route, which answers with the page and the preview.
+    let deadline = Instant::now() + WAIT;
+    while !owner
+        .c
+        .current_url()
+        .await
+        .expect("url")
+        .path()
+        .ends_with("/action")
+    {
+        assert!(Instant::now() < deadline, "the preview did not come back");
+        tokio::time::sleep(POLL).await;
+    }
+    owner
+        .wait_text(
+            "data-preview-subject",
+            "Welcome to Northwind Growth Partners",
+        )
+        .await;
+    let subject = owner.text("[data-preview-subject]").await;
+    assert!(subject.ends_with(", Valentina"), "{subject}");
+    owner.click("button[name=intent][value=send]").await;
+    owner
+        .wait_text("data-toast", "Email queued to valentina.okafor@example.com")
+        .await;
+    let row = owner.text("table.email-log tbody").await;
+    assert!(row.contains("Queued") || row.contains("Sent"), "{row}");
+    let link = owner.css("table.email-log a.lead-link").await;
+    let href = link.attr("href").await.expect("href").expect("a link");
+    let message_id = href.trim_start_matches("/email/outbox/").to_owned();
+
+    // The outbox shows it sent once the worker delivered it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        owner.goto("/email/outbox").await;
+        let status = owner.text("table.email-log tbody .badge").await;
+        if status == "Sent" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the email was not sent: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = owner.text("table.email-log tbody").await;
+    assert!(row.contains("valentina.okafor@example.com"), "{row}");
+    (template_id, message_id)
+}
+
 /// Signs a browser in through the login form.
 async fn sign_in(session: &Session, email: &str, password: &str) {
     session.goto("/login").await;
@@ -780,6 +888,10 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
     owner.click(".task .task-check").await;
     owner.css(".task.task-done").await;
 
+    // Email: a template written in the editor, sent to the new case from its page, delivered.
+    let worker = app.start_worker();
+    let (template_id, message_id) = email_the_case(&owner, &lead_id).await;
+
     // The board: drag the new case from New to Contacted.
     let board = format!("/leads/board?pipeline_id={pipeline_id}");
     owner.goto(&board).await;
@@ -881,10 +993,45 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
         ),
         ("tasks", "/tasks".to_owned(), ".content"),
         ("pipelines", "/settings/pipelines".to_owned(), ".content"),
+        (
+            "email-templates",
+            "/email/templates".to_owned(),
+            "table.table",
+        ),
+        (
+            "email-template",
+            format!("/email/templates/{template_id}"),
+            ".email-frame:not([hidden])",
+        ),
+        (
+            "case-emails",
+            format!("/leads/{lead_id}?tab=emails"),
+            ".email-compose",
+        ),
+        ("outbox", "/email/outbox".to_owned(), "table.email-log"),
+        (
+            "outbox-message",
+            format!("/email/outbox/{message_id}"),
+            ".email-frame:not([hidden])",
+        ),
+        (
+            "email-suppressions",
+            "/email/suppressions".to_owned(),
+            "#sup-email",
+        ),
+        ("email-settings", "/settings/email".to_owned(), "#from_name"),
     ];
     for (name, path, ready) in pages {
         owner.shoot(name, &path, ready).await;
     }
+    owner
+        .shoot_section(
+            "case-emails-sent",
+            &format!("/leads/{lead_id}?tab=emails"),
+            "#emails-title",
+        )
+        .await;
+    worker.stop().await;
     owner.close().await;
     drop(driver);
     eprintln!("CRM journey on {engine:?}: {:.1?}", started.elapsed());

@@ -146,6 +146,7 @@ async fn deliver(
             )
             .await?;
             store::suppress(&mut tx, &message.to_address, "bounce", error, None).await?;
+            super::sequences::stop_for_address(&mut tx, &message.to_address, "bounced").await?;
             Ok(())
         }
         Err(SendError::Invalid(error)) => {

@@ -11,19 +11,19 @@ use meridian_core::{Permission, Validation};
 use meridian_db::TenantTx;
 use serde_json::json;
 
-use super::render::{self, LeadVars, OrgVars, Person, Rendered, Sources, Variables};
+use super::compose::{
+    Author, Recipient, ServerMail, compose, lead_variables, render_errors, render_for, sources,
+};
+use super::render::{self, LeadVars, OrgVars, Person, Rendered, Variables};
 use super::store::{
     self, MessageCursor, MessageFilter, MessageRow, NewMessage, SettingsRow, SuppressionRow,
     TemplateFields, TemplateRow,
 };
 use super::transport::Security;
-use super::unsubscribe;
 use crate::audit::store::{self as audit, Entry};
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult};
-use crate::leads::store::LeadRow;
 use crate::leads::{activity, service as leads};
-use crate::pipelines::store::Pipeline;
 use crate::secrets::{self, Purpose};
 use crate::state::AppState;
 
@@ -110,72 +110,6 @@ async fn sample_variables(tx: &mut TenantTx, ctx: &Ctx) -> AppResult<Variables> 
     })
 }
 
-async fn person(tx: &mut TenantTx, user_id: Option<&str>) -> AppResult<Person> {
-    let Some(user_id) = user_id else {
-        return Ok(Person::default());
-    };
-    Ok(crate::auth::store::find_user(tx, user_id)
-        .await?
-        .map(|u| Person {
-            name: u.name,
-            email: u.email,
-        })
-        .unwrap_or_default())
-}
-
-/// The variables for emailing `lead`.
-async fn lead_variables(
-    tx: &mut TenantTx,
-    ctx: &Ctx,
-    lead: &LeadRow,
-    pipeline: &Pipeline,
-    unsubscribe_url: &str,
-) -> AppResult<Variables> {
-    let custom_fields: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&lead.custom_fields).unwrap_or_default();
-    let stage_label = pipeline
-        .spec
-        .stage(&lead.stage)
-        .map_or_else(|| lead.stage.clone(), |s| s.label.clone());
-    Ok(Variables {
-        lead: LeadVars {
-            number: crate::leads::api::display_number(lead.number),
-            first_name: lead.first_name.clone(),
-            last_name: lead.last_name.clone(),
-            full_name: format!("{} {}", lead.first_name, lead.last_name)
-                .trim()
-                .to_owned(),
-            email: lead.email.clone().unwrap_or_default(),
-            phone: lead.phone.clone().unwrap_or_default(),
-            state: lead.state.clone().unwrap_or_default(),
-            country: lead.country.clone().unwrap_or_default(),
-            source: lead.source.clone(),
-            stage: lead.stage.clone(),
-            stage_label,
-            pipeline: pipeline.spec.name.clone(),
-            custom_fields,
-        },
-        owner: person(tx, lead.assigned_to.as_deref()).await?,
-        sender: person(tx, ctx.user_id()).await?,
-        org: OrgVars {
-            name: ctx.org.name.clone(),
-        },
-        unsubscribe_url: unsubscribe_url.to_owned(),
-    })
-}
-
-fn render_errors(errors: Vec<render::RenderError>) -> AppError {
-    AppError::Validation(
-        errors
-            .into_iter()
-            .map(|e| meridian_core::FieldError {
-                field: e.field.to_owned(),
-                message: e.message,
-            })
-            .collect(),
-    )
-}
-
 async fn apply_template(
     tx: &mut TenantTx,
     ctx: &Ctx,
@@ -229,14 +163,6 @@ async fn apply_template(
     let sample = sample_variables(tx, ctx).await?;
     render::check(sources(&out), &sample).map_err(render_errors)?;
     Ok(out)
-}
-
-fn sources(fields: &TemplateFields) -> Sources<'_> {
-    Sources {
-        subject: &fields.subject,
-        html: &fields.body_html,
-        text: &fields.body_text,
-    }
 }
 
 fn fields_of(t: &TemplateRow) -> TemplateFields {
@@ -391,57 +317,20 @@ pub async fn preview(
         Some(id) => {
             let (lead, pipeline) = leads::visible(&mut tx, ctx, id).await?;
             let url = lead.email.as_deref().map_or_else(String::new, |email| {
-                unsubscribe::url(state, ctx.tenant.org_id(), email)
+                ServerMail::of(state).unsubscribe_url(ctx.tenant.org_id(), email)
             });
-            lead_variables(&mut tx, ctx, &lead, &pipeline, &url).await?
+            lead_variables(&mut tx, author(ctx), &lead, &pipeline, &url).await?
         }
         None => sample_variables(&mut tx, ctx).await?,
     };
     tx.commit().await?;
-    let mut rendered =
-        render::render(sources(&fields), &vars).map_err(|e| render_errors(vec![e]))?;
-    if fields.category == "marketing" {
-        add_unsubscribe_footer(&mut rendered, &vars.unsubscribe_url);
-    }
-    Ok(rendered)
+    render_for(&fields, &vars)
 }
 
-/// Marketing mail always carries a way out: a footer link unless the template placed
-/// `{{unsubscribe_url}}` itself.
-fn add_unsubscribe_footer(rendered: &mut Rendered, url: &str) {
-    if url.is_empty() || rendered.html.contains(url) || rendered.text.contains(url) {
-        return;
-    }
-    let escaped = url.replace('&', "&amp;").replace('"', "&quot;");
-    rendered.html.push_str(&format!(
-        "\n<p style=\"font-size:12px;color:#6b7280\">Don't want these emails? \
-         <a href=\"{escaped}\">Unsubscribe</a>.</p>"
-    ));
-    rendered.text.push_str(&format!(
-        "\n\n--\nDon't want these emails? Unsubscribe: {url}"
-    ));
-}
-
-/// The organization's sender (its settings, or the server's).
-fn sender(state: &AppState, settings: Option<&SettingsRow>) -> (String, Option<String>) {
-    match settings {
-        Some(s) => (
-            format!("{} <{}>", quote_display_name(&s.from_name), s.from_address),
-            s.reply_to.clone(),
-        ),
-        None => (state.config.email.from.clone(), None),
-    }
-}
-
-/// A display name quoted when it holds characters that would break the address header.
-fn quote_display_name(name: &str) -> String {
-    if name
-        .chars()
-        .all(|c| c.is_alphanumeric() || c == ' ' || c == '-' || c == '.')
-    {
-        name.to_owned()
-    } else {
-        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+fn author(ctx: &Ctx) -> Author<'_> {
+    Author {
+        org_name: &ctx.org.name,
+        user_id: ctx.user_id(),
     }
 }
 
@@ -472,38 +361,19 @@ pub async fn send_to_lead(
         ));
     }
     let fields = resolve_draft(&mut tx, draft).await?;
-    let marketing = fields.category == "marketing";
-    let url = marketing.then(|| unsubscribe::url(state, ctx.tenant.org_id(), &to));
-    let vars = lead_variables(
+    let (id, message) = compose(
         &mut tx,
-        ctx,
-        &lead,
-        &pipeline,
-        url.as_deref().unwrap_or_default(),
+        &ServerMail::of(state),
+        author(ctx),
+        Recipient {
+            lead: &lead,
+            pipeline: &pipeline,
+            to: &to,
+        },
+        &fields,
+        draft.template_id.as_deref(),
     )
     .await?;
-    let mut rendered =
-        render::render(sources(&fields), &vars).map_err(|e| render_errors(vec![e]))?;
-    if let Some(url) = &url {
-        add_unsubscribe_footer(&mut rendered, url);
-    }
-    let settings = store::settings(&mut tx).await?;
-    let (from, reply_to) = sender(state, settings.as_ref());
-    let id = meridian_db::new_id();
-    let message = NewMessage {
-        lead_id: Some(lead.id.clone()),
-        template_id: draft.template_id.clone(),
-        to_address: to,
-        from_address: from,
-        reply_to,
-        subject: rendered.subject,
-        body_html: rendered.html,
-        body_text: rendered.text,
-        category: fields.category,
-        message_id: message_id(state, &id),
-        unsubscribe_url: url,
-        created_by: ctx.user_id().map(str::to_owned),
-    };
     queue(&mut tx, &id, &message).await?;
     activity::record(
         &mut tx,
@@ -519,20 +389,6 @@ pub async fn send_to_lead(
     tx.commit().await?;
     crate::jobs::wake();
     Ok(row)
-}
-
-/// The Message-ID of message `id`: unique, and under the server's public host name.
-fn message_id(state: &AppState, id: &str) -> String {
-    let host = state
-        .config
-        .public_url
-        .split_once("://")
-        .map_or("meridian.localhost", |(_, rest)| rest)
-        .split(['/', ':'])
-        .next()
-        .filter(|h| !h.is_empty())
-        .unwrap_or("meridian.localhost");
-    format!("{id}@{host}")
 }
 
 /// Logs `message` as queued and enqueues its delivery, in the caller's transaction.

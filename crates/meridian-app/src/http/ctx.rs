@@ -37,9 +37,13 @@ pub enum Credential {
         id: String,
         name: String,
     },
-    /// An operator acting through the command line (which has database access already).
+    /// An operator acting through the command line (which has database access already), or the
+    /// server acting on its own (an automation's actions, a form's submissions).
     Operator {
         label: String,
+        /// The automation acting, so the events its changes cause can be traced back to it
+        /// (loop detection).
+        automation: Option<String>,
     },
 }
 
@@ -84,7 +88,7 @@ impl Ctx {
         match (&self.user, &self.credential) {
             (Some(user), _) => crate::audit::store::person_label(&user.name, &user.email),
             (None, Credential::ApiKey { name, .. }) => format!("API key \"{name}\""),
-            (None, Credential::Operator { label }) => label.clone(),
+            (None, Credential::Operator { label, .. }) => label.clone(),
             (None, _) => "unknown".to_owned(),
         }
     }
@@ -114,8 +118,31 @@ impl Ctx {
             role: Role::Owner,
             credential: Credential::Operator {
                 label: label.to_owned(),
+                automation: None,
             },
             client: ClientInfo::default(),
+        }
+    }
+
+    /// A context for automation `id`'s actions: full rights in `org`, labelled with its name.
+    pub fn automation(org: OrgRef, id: &str, name: &str) -> Self {
+        Ctx {
+            credential: Credential::Operator {
+                label: format!("Automation “{name}”"),
+                automation: Some(id.to_owned()),
+            },
+            ..Ctx::operator(org, "")
+        }
+    }
+
+    /// The automation whose action this is, if any.
+    pub fn automation_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Operator {
+                automation: Some(id),
+                ..
+            } => Some(id),
+            _ => None,
         }
     }
 }

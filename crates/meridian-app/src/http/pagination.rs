@@ -4,6 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::error::AppError;
 
@@ -57,6 +59,25 @@ impl PageRequest {
             .and_then(|k| k.get(n))
             .map(String::as_str)
     }
+
+    /// The cursor of a list ordered by a time and an id (see [`time_cursor`]).
+    pub fn after_time(&self) -> Result<Option<(OffsetDateTime, String)>, AppError> {
+        match self.after.as_deref() {
+            None => Ok(None),
+            Some([at, id]) => OffsetDateTime::parse(at, &Rfc3339)
+                .map(|at| Some((at, id.clone())))
+                .map_err(|_| AppError::field("cursor", "is not a cursor this server returned")),
+            Some(_) => Err(AppError::field(
+                "cursor",
+                "is not a cursor this server returned",
+            )),
+        }
+    }
+}
+
+/// The sort key of a row in a list ordered by a time and an id, for [`Page::from_rows`].
+pub fn time_cursor(at: OffsetDateTime, id: &str) -> Vec<String> {
+    vec![at.format(&Rfc3339).unwrap_or_default(), id.to_owned()]
 }
 
 pub fn encode_cursor(key: &[&str]) -> String {

@@ -562,6 +562,31 @@ impl Commit<'_> {
             failed: plan.failed,
         };
         store::add_counts(&mut tx, &run.import_id, &counts, last).await?;
+        if last
+            && let Some(user) = actor_user_id
+            && let Some(import) = store::find(&mut tx, &run.import_id).await?
+        {
+            let note = crate::notifications::Note {
+                kind: crate::notifications::Kind::ImportFinished,
+                entity_type: "import",
+                entity_id: import.id.clone(),
+                title: format!("Import of {} finished", import.file_name),
+                body: format!(
+                    "{} created, {} updated, {} skipped, {} failed.",
+                    import.created, import.updated, import.skipped, import.failed
+                ),
+                link: format!("/imports/{}", import.id),
+                actor_label: None,
+            };
+            crate::notifications::notify(
+                &mut tx,
+                &[user.to_owned()],
+                None,
+                &note,
+                crate::notifications::DEDUPE_WINDOW,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(ChunkOutcome::Applied(counts))
     }

@@ -173,6 +173,10 @@ pub fn registry(config: &crate::config::AppConfig) -> Registry {
     let mut registry = Registry::new();
     crate::housekeeping::register(&mut registry, config);
     crate::email::deliver::register(&mut registry, config);
+    crate::webhooks::deliver::register(&mut registry, config);
+    crate::email::sequences::register(&mut registry, config);
+    crate::automations::register(&mut registry, config);
+    crate::notifications::register(&mut registry);
     registry
 }
 

@@ -13,6 +13,7 @@ use crate::http::error::{AppError, AppResult};
 use crate::pipelines::service as pipelines;
 use crate::pipelines::store::Pipeline;
 use crate::state::AppState;
+use crate::webhooks::{EventType, events};
 
 /// A lead with its tags, as the API and pages show it.
 #[derive(Debug, Clone)]
@@ -107,13 +108,21 @@ fn default_source(ctx: &Ctx) -> LeadSource {
 }
 
 pub async fn create(state: &AppState, ctx: &Ctx, input: LeadInput) -> AppResult<Lead> {
-    ctx.require(Permission::LeadsWrite)?;
     let mut tx = state.db.tenant(&ctx.tenant).await?;
+    let lead = create_in(&mut tx, ctx, input).await?;
+    tx.commit().await?;
+    Ok(lead)
+}
+
+/// Creates a lead in the caller's transaction (an inbound form records its idempotency key in
+/// the same one).
+pub async fn create_in(tx: &mut TenantTx, ctx: &Ctx, input: LeadInput) -> AppResult<Lead> {
+    ctx.require(Permission::LeadsWrite)?;
     let pipeline = match &input.pipeline_id {
-        Some(id) => pipelines::load(&mut tx, id).await.map_err(|_| {
+        Some(id) => pipelines::load(tx, id).await.map_err(|_| {
             AppError::field("pipeline_id", "is not a pipeline of this organization")
         })?,
-        None => crate::pipelines::store::list(&mut tx)
+        None => crate::pipelines::store::list(tx)
             .await?
             .into_iter()
             .next()
@@ -138,7 +147,7 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: LeadInput) -> AppResult<
             .map(|s| s.key.clone())
             .ok_or_else(|| AppError::Conflict("The pipeline has no stages.".to_owned()))?,
     };
-    let region = store::org_region(&mut tx).await?;
+    let region = store::org_region(tx).await?;
     let base = LeadFields {
         source: default_source(ctx).as_str().to_owned(),
         custom_fields: "{}".to_owned(),
@@ -152,7 +161,7 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: LeadInput) -> AppResult<
         .map_err(|e| errors.extend(e))
         .ok();
     if let Some(user) = &input.assigned_to
-        && store::is_active_member(&mut tx, user).await?.is_none()
+        && store::is_active_member(tx, user).await?.is_none()
     {
         errors.push(meridian_core::FieldError {
             field: "assigned_to".to_owned(),
@@ -162,11 +171,11 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: LeadInput) -> AppResult<
     let (Some(fields), Some(tags), true) = (fields, tags, errors.is_empty()) else {
         return Err(AppError::Validation(errors));
     };
-    ensure_email_free(&mut tx, fields.email.as_deref(), None).await?;
+    ensure_email_free(tx, fields.email.as_deref(), None).await?;
     let id = meridian_db::new_id();
-    let number = store::reserve_numbers(&mut tx, 1).await?;
+    let number = store::reserve_numbers(tx, 1).await?;
     store::insert(
-        &mut tx,
+        tx,
         NewLead {
             id: &id,
             number,
@@ -181,17 +190,18 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: LeadInput) -> AppResult<
     )
     .await
     .map_err(write_error)?;
-    store::set_tags(&mut tx, &id, &tags).await?;
+    store::set_tags(tx, &id, &tags).await?;
     activity::record(
-        &mut tx,
+        tx,
         ctx,
         &id,
         ActivityKind::LeadCreated,
         json!({"pipeline_id": pipeline.id, "stage": stage, "source": fields.source}),
     )
     .await?;
-    let lead = reread(&mut tx, &id).await?;
-    tx.commit().await?;
+    let lead = reread(tx, &id).await?;
+    crate::webhooks::emit(tx, EventType::LeadCreated, events::lead_created(&lead.row)).await?;
+    crate::automations::engine::lead_created(tx, ctx, &lead.row).await?;
     Ok(lead)
 }
 
@@ -230,41 +240,55 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, input: LeadInput) -> 
     }
     v.finish().map_err(AppError::Validation)?;
     let mut tx = state.db.tenant(&ctx.tenant).await?;
-    let (row, pipeline) = visible(&mut tx, ctx, id).await?;
-    let region = store::org_region(&mut tx).await?;
+    let lead = update_in(&mut tx, ctx, id, input).await?;
+    tx.commit().await?;
+    Ok(lead)
+}
+
+/// Changes a lead's details and tags in the caller's transaction (automations set fields this
+/// way, with the same validation and activity).
+pub async fn update_in(
+    tx: &mut TenantTx,
+    ctx: &Ctx,
+    id: &str,
+    input: LeadInput,
+) -> AppResult<Lead> {
+    ctx.require(Permission::LeadsWrite)?;
+    let (row, pipeline) = visible(tx, ctx, id).await?;
+    let region = store::org_region(tx).await?;
     let before = LeadFields::of(&row);
     let after = input::apply(&before, &input, &pipeline.spec, &region, false)
         .map_err(AppError::Validation)?;
     if row.archived_at.is_none() && after.email != before.email {
-        ensure_email_free(&mut tx, after.email.as_deref(), Some(id)).await?;
+        ensure_email_free(tx, after.email.as_deref(), Some(id)).await?;
     }
     let mut changes = input::changes(&before, &after);
     if !changes.is_empty() {
-        store::update_fields(&mut tx, id, &after)
+        store::update_fields(tx, id, &after)
             .await
             .map_err(write_error)?;
     }
     if let Some(tags) = &input.tags {
         let tags = input::normalize_tags(tags).map_err(AppError::Validation)?;
-        let old: Vec<String> = with_tags(&mut tx, row.clone()).await?.tags;
+        let old: Vec<String> = with_tags(tx, row.clone()).await?.tags;
         if old != tags {
-            store::set_tags(&mut tx, id, &tags).await?;
+            store::set_tags(tx, id, &tags).await?;
             changes.insert("tags".to_owned(), json!({"from": old, "to": tags}));
         }
     }
     if !changes.is_empty() {
         activity::record(
-            &mut tx,
+            tx,
             ctx,
             id,
             ActivityKind::InfoEdited,
             json!({"changes": changes}),
         )
         .await?;
+        let fields: Vec<String> = changes.keys().cloned().collect();
+        crate::automations::engine::fields_changed(tx, ctx, id, &fields).await?;
     }
-    let lead = reread(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(lead)
+    reread(tx, id).await
 }
 
 pub async fn delete(state: &AppState, ctx: &Ctx, id: &str) -> AppResult<()> {
@@ -356,6 +380,9 @@ pub async fn apply_action(
                     json!({"from": lead.stage, "to": target.key, "reason": reason}),
                 )
                 .await?;
+                let data =
+                    events::stage_changed(&lead, &pipeline.id, &target.key, reason.as_deref());
+                crate::webhooks::emit(tx, EventType::LeadStageChanged, data).await?;
             }
         }
         Action::Assign { user_id } => {
@@ -464,6 +491,8 @@ pub async fn apply_action(
                 }),
             )
             .await?;
+            let data = events::stage_changed(&lead, &target.id, &stage_def.key, None);
+            crate::webhooks::emit(tx, EventType::LeadStageChanged, data).await?;
         }
         Action::Accept => {
             let target = pipeline.spec.accept_target(ctx.role, &lead.stage)?;
@@ -479,6 +508,8 @@ pub async fn apply_action(
                 json!({"from": lead.stage, "to": target.key, "assigned_to": ctx.user_id()}),
             )
             .await?;
+            let data = events::stage_changed(&lead, &pipeline.id, &target.key, None);
+            crate::webhooks::emit(tx, EventType::LeadStageChanged, data).await?;
         }
         Action::Deny { reason } => {
             let reason = reason_text(Some(reason))?
@@ -493,6 +524,8 @@ pub async fn apply_action(
                 json!({"from": lead.stage, "to": target.key, "reason": reason}),
             )
             .await?;
+            let data = events::stage_changed(&lead, &pipeline.id, &target.key, Some(&reason));
+            crate::webhooks::emit(tx, EventType::LeadStageChanged, data).await?;
         }
         Action::Tag { tags, add } => {
             let tags = input::normalize_tags(tags).map_err(AppError::Validation)?;
@@ -520,8 +553,33 @@ pub async fn apply_action(
                     json!({"changes": {"tags": {"from": old, "to": new}}}),
                 )
                 .await?;
+                crate::automations::engine::fields_changed(tx, ctx, id, &["tags".to_owned()])
+                    .await?;
             }
         }
+    }
+    // What the action changed, for automations and notifications.
+    if matches!(
+        action,
+        Action::Stage { .. }
+            | Action::Move { .. }
+            | Action::Accept
+            | Action::Deny { .. }
+            | Action::Assign { .. }
+    ) && let Some(after) = store::find(tx, id).await?
+    {
+        crate::automations::engine::lead_changed(tx, ctx, &lead, &after).await?;
+        let handoff = match action {
+            Action::Accept => Some(true),
+            Action::Deny { .. } => Some(false),
+            _ => None,
+        };
+        let pipeline = if after.pipeline_id == pipeline.id {
+            pipeline
+        } else {
+            pipelines::load(tx, &after.pipeline_id).await?
+        };
+        crate::notifications::lead_changed(tx, ctx, &lead, &after, &pipeline, handoff).await?;
     }
     Ok(())
 }

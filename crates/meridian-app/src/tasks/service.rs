@@ -11,6 +11,7 @@ use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult};
 use crate::leads::{activity, service as leads, store as lead_store};
 use crate::state::AppState;
+use crate::webhooks::{EventType, events};
 
 pub const MAX_TITLE: usize = 200;
 pub const MAX_DESCRIPTION: usize = 4000;
@@ -120,8 +121,41 @@ pub async fn create(
         .await?;
     }
     let task = store::find(&mut tx, &id).await?.ok_or(AppError::NotFound)?;
+    task_assigned(&mut tx, ctx, &task).await?;
     tx.commit().await?;
     Ok(task)
+}
+
+/// Tells a task's assignee it is theirs (unless they gave it to themselves).
+pub async fn task_assigned(tx: &mut TenantTx, ctx: &Ctx, task: &TaskRow) -> AppResult<()> {
+    let Some(assignee) = &task.assignee_id else {
+        return Ok(());
+    };
+    let note = crate::notifications::Note {
+        kind: crate::notifications::Kind::TaskAssigned,
+        entity_type: "task",
+        entity_id: task.id.clone(),
+        title: format!("Task for you: {}", task.title),
+        body: task
+            .lead_name
+            .as_deref()
+            .map(|name| format!("On {}", name.trim()))
+            .unwrap_or_default(),
+        link: task
+            .lead_id
+            .as_deref()
+            .map_or_else(|| "/tasks".to_owned(), |l| format!("/leads/{l}")),
+        actor_label: Some(ctx.actor_label()),
+    };
+    crate::notifications::notify(
+        tx,
+        std::slice::from_ref(assignee),
+        ctx.user_id(),
+        &note,
+        crate::notifications::DEDUPE_WINDOW,
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn get(state: &AppState, ctx: &Ctx, id: &str) -> AppResult<TaskRow> {
@@ -147,6 +181,9 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, input: TaskInput) -> 
         store::update(&mut tx, id, &fields).await?;
     }
     let task = store::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if fields.assignee_id != base.assignee_id {
+        task_assigned(&mut tx, ctx, &task).await?;
+    }
     tx.commit().await?;
     Ok(task)
 }
@@ -171,6 +208,10 @@ pub async fn set_done(state: &AppState, ctx: &Ctx, id: &str, done: bool) -> AppR
                 json!({"task_id": id, "title": task.title}),
             )
             .await?;
+        }
+        if done {
+            let data = events::task_completed(&task, &by);
+            crate::webhooks::emit(&mut tx, EventType::TaskCompleted, data).await?;
         }
     }
     let task = store::find(&mut tx, id).await?.ok_or(AppError::NotFound)?;

@@ -75,6 +75,9 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::pipelines::web_routes())
         .merge(crate::imports::web_routes())
         .merge(crate::jobs::web_routes())
+        .merge(crate::notifications::web_routes())
+        .merge(crate::email::web_routes())
+        .merge(crate::webhooks::web_routes())
         .fallback(not_found)
 }
 
@@ -108,6 +111,8 @@ pub struct Shell {
     pub can_manage_org: bool,
     pub can_manage_pipelines: bool,
     pub can_manage_jobs: bool,
+    pub can_send_email: bool,
+    pub can_manage_email: bool,
     pub notice: Option<String>,
     pub other_orgs: Vec<(String, String)>,
     /// The organization's pipelines as (id, plural label), one sidebar entry each.
@@ -188,6 +193,8 @@ impl WebCtx {
             can_manage_org: ctx.role.allows(Permission::OrgManage),
             can_manage_pipelines: ctx.role.allows(Permission::PipelinesManage),
             can_manage_jobs: ctx.role.allows(Permission::JobsManage),
+            can_send_email: ctx.role.allows(Permission::EmailSend),
+            can_manage_email: ctx.role.allows(Permission::EmailManage),
             notice: None,
             other_orgs: Vec::new(),
             pipelines: Vec::new(),

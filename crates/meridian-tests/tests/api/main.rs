@@ -1,8 +1,10 @@
 //! Integration tests: the real app over HTTP, every test on SQLite and on PostgreSQL.
 
 mod auth;
+mod automations;
 mod conventions;
 mod email;
+mod email_pages;
 mod imports;
 mod jobs;
 mod jobs_api;
@@ -10,7 +12,10 @@ mod keys;
 mod lead_pages;
 mod leads;
 mod members;
+mod notifications;
 mod pages;
+mod sequences;
 mod tenancy;
 mod web;
+mod webhooks;
 mod worker;

@@ -21,6 +21,16 @@ struct OrgFixture {
     job_id: String,
     template_id: String,
     message_id: String,
+    sequence_id: String,
+    enrollment_id: String,
+    automation_id: String,
+    run_id: String,
+    notification_id: String,
+    webhook_id: String,
+    /// The signing secret's mask, to see that nobody rotated it.
+    webhook_hint: String,
+    delivery_id: String,
+    form_id: String,
 }
 
 async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
@@ -130,7 +140,110 @@ async fn org_fixture(app: &TestApp, name: &str, domain: &str) -> OrgFixture {
         )
         .await;
     assert_eq!(settings.status, StatusCode::OK, "{:?}", settings.body);
+    let sequence = app
+        .post(
+            "/api/v1/email/sequences",
+            &owner.access,
+            json!({"name": format!("{name} nurture"), "steps": [{"template_id": template_id, "delay_minutes": 60}]}),
+        )
+        .await;
+    let sequence_id = sequence.body["id"]
+        .as_str()
+        .expect("sequence id")
+        .to_owned();
+    let enrolled = app
+        .post(
+            &format!("/api/v1/email/sequences/{sequence_id}/enrollments"),
+            &owner.access,
+            json!({"lead_ids": [lead_id]}),
+        )
+        .await;
+    let enrollment_id = enrolled.body["results"][0]["enrollment"]["id"]
+        .as_str()
+        .expect("enrollment id")
+        .to_owned();
+    let automation = app
+        .post(
+            "/api/v1/automations",
+            &owner.access,
+            json!({"name": format!("{name} tagger"), "definition": {"trigger": {"type": "manual"},
+                   "actions": [{"type": "add_tag", "tag": "tagged"}]}}),
+        )
+        .await;
+    let automation_id = automation.body["id"]
+        .as_str()
+        .expect("automation id")
+        .to_owned();
+    let run = app
+        .post(
+            &format!("/api/v1/automations/{automation_id}/runs"),
+            &owner.access,
+            json!({"lead_ids": [lead_id]}),
+        )
+        .await;
+    let run_id = run.body["results"][0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    // The owner gets a notification: the member hands them the lead.
+    app.post(
+        &format!("/api/v1/leads/{lead_id}/assign"),
+        &member.access,
+        json!({"user_id": owner.user_id}),
+    )
+    .await;
+    let inbox = app.get("/api/v1/me/notifications", &owner.access).await;
+    let notification_id = inbox.body["items"][0]["id"]
+        .as_str()
+        .expect("notification id")
+        .to_owned();
+    let webhook = app
+        .post(
+            "/api/v1/webhooks",
+            &owner.access,
+            json!({"url": format!("https://hooks.{domain}/in"), "event_types": ["lead.created"]}),
+        )
+        .await;
+    let webhook_id = webhook.body["id"].as_str().expect("webhook id").to_owned();
+    let webhook_hint = webhook.body["secret_hint"]
+        .as_str()
+        .expect("secret hint")
+        .to_owned();
+    // A lead for the webhook: its delivery waits (no worker runs here).
+    app.post(
+        "/api/v1/leads",
+        &owner.access,
+        json!({"first_name": format!("{name} hooked"), "email": format!("hooked@{domain}")}),
+    )
+    .await;
+    let delivered = app
+        .get(
+            &format!("/api/v1/webhooks/{webhook_id}/deliveries"),
+            &owner.access,
+        )
+        .await;
+    let delivery_id = delivered.body["items"][0]["id"]
+        .as_str()
+        .expect("delivery id")
+        .to_owned();
+    let form = app
+        .post(
+            "/api/v1/inbound-forms",
+            &owner.access,
+            json!({"name": format!("{name} contact form")}),
+        )
+        .await;
+    let form_id = form.body["id"].as_str().expect("form id").to_owned();
     OrgFixture {
+        webhook_id,
+        webhook_hint,
+        delivery_id,
+        form_id,
+        notification_id,
+        automation_id,
+        run_id,
+        sequence_id,
+        enrollment_id,
         template_id,
         message_id: message.body["id"].as_str().expect("message id").to_owned(),
         job_id,
@@ -333,11 +446,120 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
             None,
         ),
         (
+            "GET",
+            format!("/api/v1/email/sequences/{}", b.sequence_id),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/email/sequences/{}", b.sequence_id),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/email/sequences/{}", b.sequence_id),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/email/sequences/{}/enrollments", b.sequence_id),
+            Some(json!({"lead_ids": [b.lead_id]})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/email/enrollments/{}/stop", b.enrollment_id),
+            Some(json!({})),
+        ),
+        (
+            "GET",
+            format!("/api/v1/email/enrollments?lead_id={}", b.lead_id),
+            None,
+        ),
+        (
+            "GET",
+            format!("/api/v1/automations/{}", b.automation_id),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/automations/{}", b.automation_id),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            "GET",
+            format!("/api/v1/automations/{}/versions", b.automation_id),
+            None,
+        ),
+        (
+            "GET",
+            format!("/api/v1/automations/{}/runs", b.automation_id),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/automations/{}/runs", b.automation_id),
+            Some(json!({"lead_ids": [b.lead_id]})),
+        ),
+        ("GET", format!("/api/v1/automation-runs/{}", b.run_id), None),
+        (
+            "POST",
+            format!("/api/v1/automation-runs/{}/retry", b.run_id),
+            Some(json!({})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/automations/{}", b.automation_id),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/me/notifications/{}/read", b.notification_id),
+            Some(json!({})),
+        ),
+        (
             "DELETE",
             format!(
                 "/api/v1/email/suppressions/suppressed@{}",
                 b.owner.email.rsplit_once('@').map_or("", |(_, d)| d)
             ),
+            None,
+        ),
+        ("GET", format!("/api/v1/webhooks/{}", b.webhook_id), None),
+        (
+            "PATCH",
+            format!("/api/v1/webhooks/{}", b.webhook_id),
+            Some(json!({"url": "https://evil.test/steal"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhooks/{}/rotate-secret", b.webhook_id),
+            Some(json!({})),
+        ),
+        (
+            "GET",
+            format!("/api/v1/webhooks/{}/deliveries", b.webhook_id),
+            None,
+        ),
+        (
+            "GET",
+            format!("/api/v1/webhook-deliveries/{}", b.delivery_id),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/webhook-deliveries/{}/replay", b.delivery_id),
+            Some(json!({})),
+        ),
+        ("DELETE", format!("/api/v1/webhooks/{}", b.webhook_id), None),
+        ("GET", format!("/api/v1/inbound-forms/{}", b.form_id), None),
+        (
+            "PATCH",
+            format!("/api/v1/inbound-forms/{}", b.form_id),
+            Some(json!({"enabled": false})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/inbound-forms/{}", b.form_id),
             None,
         ),
     ]
@@ -363,6 +585,12 @@ const LISTS: &[&str] = &[
     "/api/v1/email/messages",
     "/api/v1/email/suppressions",
     "/api/v1/email/settings",
+    "/api/v1/email/sequences",
+    "/api/v1/email/enrollments",
+    "/api/v1/automations",
+    "/api/v1/me/notifications",
+    "/api/v1/webhooks",
+    "/api/v1/inbound-forms",
 ];
 
 async fn cross_tenant_matrix(engine: Engine) {
@@ -395,6 +623,14 @@ async fn cross_tenant_matrix(engine: Engine) {
         &b.job_id,
         &b.template_id,
         &b.message_id,
+        &b.sequence_id,
+        &b.enrollment_id,
+        &b.automation_id,
+        &b.run_id,
+        &b.notification_id,
+        &b.webhook_id,
+        &b.delivery_id,
+        &b.form_id,
     ];
     for list in LISTS {
         let reply = app.get(list, &a.owner.access).await;
@@ -494,6 +730,49 @@ async fn cross_tenant_matrix(engine: Engine) {
         1,
         "A queued nothing to B's lead"
     );
+    let b_enrollment = app
+        .get(
+            &format!("/api/v1/email/enrollments?lead_id={}", b.lead_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_enrollment.body["items"][0]["status"], "active");
+    let b_automation = app
+        .get(
+            &format!("/api/v1/automations/{}", b.automation_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_automation.body["enabled"], true);
+    let b_runs = app
+        .get(
+            &format!("/api/v1/automations/{}/runs", b.automation_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_runs.body["items"].as_array().expect("items").len(), 1);
+    let b_sequence = app
+        .get(
+            &format!("/api/v1/email/sequences/{}", b.sequence_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_sequence.body["enabled"], true);
+    let b_webhook = app
+        .get(
+            &format!("/api/v1/webhooks/{}", b.webhook_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_webhook.body["url"], "https://hooks.bright.test/in");
+    assert_eq!(b_webhook.body["secret_hint"], b.webhook_hint.as_str());
+    let b_form = app
+        .get(
+            &format!("/api/v1/inbound-forms/{}", b.form_id),
+            &b.owner.access,
+        )
+        .await;
+    assert_eq!(b_form.body["enabled"], true);
     let b_job = app
         .get(&format!("/api/v1/jobs/{}", b.job_id), &b.owner.access)
         .await;

@@ -1,5 +1,6 @@
 //! The lead page: header with stage, assignee, priority and lifecycle actions; tabs Overview
-//! (inline edit), Notes, Tasks and Activity.
+//! (inline edit), Notes, Tasks, Emails (the lead's messages and a form to write to them) and
+//! Activity.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -14,6 +15,8 @@ use super::form::LeadForm;
 use super::{
     StageBadge, display_value, form_pairs, form_value, full_name, source_label, stage_badge,
 };
+use crate::email::render::Rendered;
+use crate::email::web::{Compose, Composed, MessageView};
 use crate::http::error::AppError;
 use crate::http::pagination::PageRequest;
 use crate::leads::activity::ActivityRow;
@@ -99,6 +102,15 @@ struct DetailPage {
     /// The signed-in person's id (new tasks default to them).
     me: String,
     errors: FormErrors,
+    /// Whether the viewer may email the lead (and read its messages).
+    can_email: bool,
+    emails: Vec<MessageView>,
+    more_emails: bool,
+    /// Templates to start an email from, as (id, name); loaded for the Emails tab only.
+    templates: Vec<(String, String)>,
+    compose: Compose,
+    /// The email form's draft rendered for this lead.
+    preview: Option<Rendered>,
 }
 
 fn notice_text(key: Option<&str>) -> Option<String> {
@@ -225,6 +237,21 @@ fn describe(row: &ActivityRow, pipeline: &Pipeline, members: &[(String, String)]
                 .map_or(0, Vec::len);
             format!("merged {count} duplicate(s) into it")
         }
+        Ok(ActivityKind::EmailReplied) => {
+            if let Some(snippet) = s("snippet").filter(|t| !t.is_empty()) {
+                details.push(snippet.to_owned());
+            }
+            format!(
+                "replied by email from {}",
+                s("from").unwrap_or("their address")
+            )
+        }
+        Ok(ActivityKind::SequenceStarted) => {
+            format!("started the sequence “{}”", s("sequence").unwrap_or(""))
+        }
+        Ok(ActivityKind::SequenceStopped) => {
+            format!("stopped the sequence “{}”", s("sequence").unwrap_or(""))
+        }
         Ok(ActivityKind::EmailQueued) => format!(
             "emailed {}: “{}”",
             s("to").unwrap_or("them"),
@@ -272,6 +299,41 @@ pub async fn detail_response(
     typed: Option<&[(String, String)]>,
     notice: Option<String>,
 ) -> WebResult {
+    let page = PageParts {
+        tab,
+        errors,
+        typed,
+        notice,
+        compose: Compose::default(),
+        preview: None,
+    };
+    render_detail(state, web, id, page).await
+}
+
+/// What a render of the lead page shows besides the lead.
+struct PageParts<'a> {
+    tab: &'a str,
+    errors: FormErrors,
+    typed: Option<&'a [(String, String)]>,
+    notice: Option<String>,
+    compose: Compose,
+    preview: Option<Rendered>,
+}
+
+async fn render_detail(
+    state: &AppState,
+    web: &WebCtx,
+    id: &str,
+    parts: PageParts<'_>,
+) -> WebResult {
+    let PageParts {
+        tab,
+        errors,
+        typed,
+        notice,
+        compose,
+        preview,
+    } = parts;
     let ctx = &web.ctx;
     let (lead, pipeline) = service::get(state, ctx, id).await?;
     let mut tx = state.db.tenant_read(&ctx.tenant).await?;
@@ -300,6 +362,17 @@ pub async fn detail_response(
         100,
     )
     .await?;
+    let can_email = ctx.role.allows(Permission::EmailSend);
+    let (emails, more_emails) = if can_email {
+        crate::email::web::lead_messages(state, ctx, id).await?
+    } else {
+        (Vec::new(), false)
+    };
+    let templates = if can_email && tab == "emails" {
+        crate::email::web::template_choices(state, ctx).await?
+    } else {
+        Vec::new()
+    };
     let row = &lead.row;
     let stage_def = pipeline.spec.stage(&row.stage);
     let in_handoff = stage_def.is_some_and(|s| s.is_handoff());
@@ -353,7 +426,7 @@ pub async fn detail_response(
         .shell(state, &full_name(&row.first_name, &row.last_name), "leads")
         .await?;
     shell.active_pipeline = pipeline.id.clone();
-    let status = if errors.any() {
+    let status = if errors.any() || compose.errors.any() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -448,12 +521,23 @@ pub async fn detail_response(
         members,
         me: me.unwrap_or_default().to_owned(),
         errors,
+        can_email,
+        emails,
+        more_emails,
+        templates,
+        compose,
+        preview,
         shell: {
             shell.notice = notice;
             shell
         },
     };
-    Ok((status, render(&page)).into_response())
+    let response = (status, render(&page)).into_response();
+    Ok(if tab == "emails" {
+        crate::email::web::with_email_frames(response)
+    } else {
+        response
+    })
 }
 
 pub async fn page(
@@ -463,10 +547,19 @@ pub async fn page(
     RawQuery(raw): RawQuery,
 ) -> WebResult {
     let params = query_pairs(raw.as_deref());
+    let can_email = web.ctx.role.allows(Permission::EmailSend);
     let tab = form_value(&params, "tab")
-        .filter(|tab| ["notes", "tasks", "activity"].contains(tab))
+        .filter(|tab| {
+            ["notes", "tasks", "activity"].contains(tab) || (can_email && *tab == "emails")
+        })
         .unwrap_or("overview");
-    let notice = notice_text(form_value(&params, "notice"));
+    let notice = match form_value(&params, "notice") {
+        Some("emailed") => Some(
+            crate::email::web::queued_notice(&state, &web.ctx, &id, form_value(&params, "message"))
+                .await?,
+        ),
+        key => notice_text(key),
+    };
     detail_response(&state, &web, &id, tab, FormErrors::default(), None, notice).await
 }
 
@@ -504,7 +597,8 @@ async fn refused(
     detail_response(state, web, id, tab, errors, None, None).await
 }
 
-/// The header's actions: stage, assign, priority, archive/restore, move, accept/deny.
+/// The header's actions: stage, assign, priority, archive/restore, move, accept/deny; and the
+/// Emails tab's form (`action=email`), which previews or sends.
 pub async fn action_submit(
     State(state): State<AppState>,
     web: WebCtx,
@@ -552,6 +646,7 @@ pub async fn action_submit(
             )
         }
         "accept" => (Action::Accept, "accepted"),
+        "email" => return email_submit(&state, &web, &id, &pairs).await,
         "deny" => (
             Action::Deny {
                 reason: text("reason").unwrap_or_default(),
@@ -583,6 +678,41 @@ pub async fn action_submit(
             | AppError::Duplicate { .. }),
         ) => refused(&state, &web, &id, "overview", e).await,
         Err(other) => Err(other.into()),
+    }
+}
+
+/// The Emails tab's form: Preview renders the draft for this lead and shows the form again with
+/// what was typed; Send queues the email and comes back with a notice naming the address.
+async fn email_submit(
+    state: &AppState,
+    web: &WebCtx,
+    id: &str,
+    pairs: &[(String, String)],
+) -> WebResult {
+    let text = |name: &str| form_value(pairs, name).unwrap_or_default().to_owned();
+    let compose = Compose {
+        template_id: text("template_id"),
+        subject: text("subject"),
+        body_html: text("body_html").replace("\r\n", "\n"),
+        errors: FormErrors::default(),
+    };
+    let send = form_value(pairs, "intent") == Some("send");
+    match crate::email::web::compose(state, &web.ctx, id, compose, send).await? {
+        Composed::Queued(message) => Ok(Redirect::to(&format!(
+            "/leads/{id}?tab=emails&notice=emailed&message={message}"
+        ))
+        .into_response()),
+        Composed::Shown { compose, preview } => {
+            let page = PageParts {
+                tab: "emails",
+                errors: FormErrors::default(),
+                typed: None,
+                notice: None,
+                compose,
+                preview,
+            };
+            render_detail(state, web, id, page).await
+        }
     }
 }
 

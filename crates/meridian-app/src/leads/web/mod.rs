@@ -7,6 +7,9 @@ mod detail;
 mod form;
 mod list;
 
+/// Form fields into a lead, shared with inbound lead forms.
+pub use form::to_input;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};

@@ -597,3 +597,37 @@
     }
   });
 })();
+
+// The bell's unread count, live: server-sent events from /api/v1/me/notifications/stream, and
+// polling every 30 seconds when the stream cannot stay open (a proxy that buffers, an old browser).
+(function () {
+  var bell = document.querySelector("[data-bell]");
+  if (!bell) return;
+  var badge = bell.querySelector("[data-bell-badge]");
+  var show = function (count) {
+    badge.textContent = count > 99 ? "99+" : String(count);
+    badge.hidden = count === 0;
+    bell.setAttribute("aria-label", count > 0 ? "Notifications, " + count + " unread" : "Notifications");
+  };
+  var poll = function () {
+    window.fetch("/api/v1/me/notifications?unread=true&limit=1", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (page) { if (page) show(page.unread_count); })
+      .catch(function () {});
+  };
+  var polling = null;
+  var startPolling = function () {
+    if (!polling) polling = window.setInterval(poll, 30000);
+  };
+  if (!window.EventSource) { startPolling(); return; }
+  var failures = 0;
+  var stream = new window.EventSource("/api/v1/me/notifications/stream");
+  stream.addEventListener("unread", function (event) {
+    failures = 0;
+    try { show(JSON.parse(event.data).count); } catch (e) { /* a malformed event changes nothing */ }
+  });
+  stream.addEventListener("error", function () {
+    failures += 1;
+    if (failures >= 3) { stream.close(); poll(); startPolling(); }
+  });
+})();

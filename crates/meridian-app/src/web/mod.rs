@@ -113,6 +113,9 @@ pub struct Shell {
     pub can_manage_jobs: bool,
     pub can_send_email: bool,
     pub can_manage_email: bool,
+    /// A signed-in person (API keys have no inbox), and their unread notifications for the bell.
+    pub has_inbox: bool,
+    pub unread_notifications: i64,
     pub notice: Option<String>,
     pub other_orgs: Vec<(String, String)>,
     /// The organization's pipelines as (id, plural label), one sidebar entry each.
@@ -152,6 +155,10 @@ impl WebCtx {
             .into_iter()
             .map(|p| (p.id, p.spec.plural_label))
             .collect();
+        if let Some(user_id) = self.ctx.user_id() {
+            shell.unread_notifications =
+                crate::notifications::store::unread_count(&mut tx, user_id).await?;
+        }
         tx.commit().await?;
         if let Some(user_id) = self.ctx.user_id() {
             let mut tx = state.db.user_scope_read(user_id).await?;
@@ -195,6 +202,8 @@ impl WebCtx {
             can_manage_jobs: ctx.role.allows(Permission::JobsManage),
             can_send_email: ctx.role.allows(Permission::EmailSend),
             can_manage_email: ctx.role.allows(Permission::EmailManage),
+            has_inbox: ctx.user_id().is_some(),
+            unread_notifications: 0,
             notice: None,
             other_orgs: Vec::new(),
             pipelines: Vec::new(),

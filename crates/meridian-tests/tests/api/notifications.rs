@@ -402,6 +402,12 @@ async fn the_notifications_page_opens_and_marks_read(engine: Engine) {
     let browser = meridian_tests::browser();
     app.web_login(&browser, "sam@acme.test", meridian_tests::PASSWORD)
         .await;
+    let (_, home) = app.page(&browser, "/").await;
+    assert!(
+        home.contains("data-bell-badge>1</span>"),
+        "the bell shows one unread: {home}"
+    );
+    assert!(home.contains("Notifications, 1 unread"));
     let (status, html) = app.page(&browser, "/notifications").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("#00001 Ana is yours"), "{html}");
@@ -420,6 +426,8 @@ async fn the_notifications_page_opens_and_marks_read(engine: Engine) {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location, format!("/leads/{ana}"));
     assert_eq!(inbox(&app, &sam).await["unread_count"], 0);
+    let (_, home) = app.page(&browser, "/").await;
+    assert!(home.contains("data-bell-badge hidden>0</span>"), "{home}");
 
     let (_, settings) = app.page(&browser, "/settings/notifications").await;
     assert!(settings.contains("A lead is assigned to me"), "{settings}");

@@ -36,7 +36,20 @@ pub enum Trigger {
     },
     /// People run it on selected leads.
     Manual,
+    /// On a cron schedule (UTC), for every lead in the pipeline (and stage, if given) that meets
+    /// the conditions, at most [`SCHEDULE_LIMIT`] leads a tick.
+    Schedule {
+        cron: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pipeline_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+    },
 }
+
+/// Leads one scheduled tick runs on: a schedule over a huge pipeline should narrow it with a
+/// stage or conditions rather than start a million runs.
+pub const SCHEDULE_LIMIT: i64 = 1_000;
 
 impl Trigger {
     pub fn kind(&self) -> &'static str {
@@ -47,6 +60,7 @@ impl Trigger {
             Trigger::LeadAssigned => "lead_assigned",
             Trigger::TaskDue { .. } => "task_due",
             Trigger::Manual => "manual",
+            Trigger::Schedule { .. } => "schedule",
         }
     }
 }

@@ -67,6 +67,7 @@ impl Trigger {
                 event.data.get("overdue").and_then(Value::as_bool) == Some(*overdue)
             }
             Trigger::Manual => event.trigger == "manual",
+            Trigger::Schedule { .. } => event.trigger == "schedule",
         }
     }
 }
@@ -262,7 +263,7 @@ pub fn register(registry: &mut Registry, config: &crate::config::AppConfig) {
 }
 
 /// The lead as conditions see it.
-async fn facts(tx: &mut TenantTx, lead: &LeadRow) -> AppResult<Facts> {
+pub(crate) async fn facts(tx: &mut TenantTx, lead: &LeadRow) -> AppResult<Facts> {
     let mut facts = Facts::new();
     let mut put = |k: &str, v: Value| {
         facts.insert(k.to_owned(), v);

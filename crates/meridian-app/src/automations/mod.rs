@@ -37,9 +37,19 @@ pub fn api_routes() -> Router<AppState> {
 /// Finds tasks due soon or overdue and fires `task_due` automations (daily).
 pub const DUE_TASKS_JOB: &str = "automations.due_tasks";
 
-/// Registers the run handler and the daily task check.
+/// Starts the runs of `schedule` automations whose cron ticked (every minute).
+pub const SCHEDULE_JOB: &str = "automations.schedule";
+
+/// Registers the run handler, the schedule pass and the daily task check.
 pub fn register(registry: &mut Registry, config: &crate::config::AppConfig) {
     engine::register(registry, config);
+    registry.register(SCHEDULE_JOB, |ctx: JobContext, _| async move {
+        let started = service::scheduled(&ctx.db).await?;
+        if started > 0 {
+            tracing::info!(runs = started, "scheduled automations started");
+        }
+        Ok(())
+    });
     registry.register(DUE_TASKS_JOB, |ctx: JobContext, _| async move {
         let started = service::due_tasks(&ctx.db).await?;
         if started > 0 {
@@ -49,13 +59,15 @@ pub fn register(registry: &mut Registry, config: &crate::config::AppConfig) {
     });
 }
 
-/// The daily task check, at 07:00 UTC.
+/// The schedule pass every minute, and the daily task check at 07:00 UTC.
 pub fn schedule() -> Vec<Entry> {
+    let mut entries = vec![Entry::new(
+        SCHEDULE_JOB,
+        Recurrence::Every(std::time::Duration::from_secs(60)),
+    )];
     match Recurrence::cron("0 7 * * *") {
-        Ok(daily) => vec![Entry::new(DUE_TASKS_JOB, daily)],
-        Err(error) => {
-            tracing::error!(%error, "the task check's schedule does not parse");
-            Vec::new()
-        }
+        Ok(daily) => entries.push(Entry::new(DUE_TASKS_JOB, daily)),
+        Err(error) => tracing::error!(%error, "the task check's schedule does not parse"),
     }
+    entries
 }

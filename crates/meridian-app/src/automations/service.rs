@@ -105,6 +105,30 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Trigger::Schedule {
+            cron,
+            pipeline_id,
+            stage,
+        } = trigger
+        {
+            if let Err(message) = crate::jobs::Recurrence::cron(cron) {
+                self.v.add("definition.trigger.cron", message);
+            }
+            if let Some(p) = pipeline_id
+                && crate::pipelines::service::load(self.tx, p).await.is_err()
+            {
+                self.v
+                    .add("definition.trigger.pipeline_id", "no such pipeline");
+            }
+            if let Some(stage) = stage
+                && !self.stage_known(pipeline_id.as_deref(), stage)
+            {
+                self.v.add(
+                    "definition.trigger.stage",
+                    format!("{stage:?} is not a stage"),
+                );
+            }
+        }
         if let Trigger::FieldChanged { field } = trigger
             && !self.field_known(field)
         {
@@ -696,6 +720,87 @@ pub async fn create_from_gallery(
     .await?;
     tx.commit().await?;
     Ok(row)
+}
+
+/// The schedule pass (every minute): each enabled `schedule` automation whose cron ticked in the
+/// last two minutes runs once per tick on each lead that meets its conditions. The tick is part
+/// of each run's dedupe key, so a pass that runs twice (or late) starts nothing twice.
+pub async fn scheduled(db: &meridian_db::Db) -> anyhow::Result<u64> {
+    let mut tx = db.global().await?;
+    let org_ids = crate::orgs::store::all_org_ids(&mut tx).await?;
+    tx.commit().await?;
+    let now = meridian_db::now();
+    let window = time::Duration::minutes(2);
+    let mut started = 0;
+    for org_id in org_ids {
+        let tenant = meridian_db::Tenant::for_verified_credentials(org_id.clone(), None);
+        let mut tx = db.tenant(&tenant).await?;
+        let automations = store::enabled_with_trigger(&mut tx, "schedule").await?;
+        if automations.is_empty() {
+            tx.commit().await?;
+            continue;
+        }
+        let org = crate::orgs::store::get_org(&mut tx).await?;
+        let ctx = Ctx::operator(
+            crate::http::ctx::OrgRef {
+                id: org.id.clone(),
+                name: org.name.clone(),
+            },
+            "Schedule",
+        );
+        for automation in automations {
+            let Ok(definition) = serde_json::from_str::<Definition>(&automation.definition) else {
+                continue;
+            };
+            let Trigger::Schedule {
+                cron,
+                pipeline_id,
+                stage,
+            } = &definition.trigger
+            else {
+                continue;
+            };
+            let Some(tick) = crate::jobs::Recurrence::cron(cron)
+                .ok()
+                .and_then(|r| r.latest(now))
+                .filter(|t| *t > now - window)
+            else {
+                continue;
+            };
+            let leads = store::leads_for_schedule(
+                &mut tx,
+                pipeline_id.as_deref(),
+                stage.as_deref(),
+                super::definition::SCHEDULE_LIMIT,
+            )
+            .await?;
+            for lead in leads {
+                let facts = engine::facts(&mut tx, &lead).await?;
+                if !definition.conditions.hold(&facts) {
+                    continue;
+                }
+                let event = Event {
+                    trigger: "schedule",
+                    lead_id: lead.id.clone(),
+                    data: json!({"tick": tick.unix_timestamp()}),
+                };
+                let key = format!("{}:{}", tick.unix_timestamp(), lead.id);
+                engine::start(
+                    &mut tx,
+                    &ctx,
+                    &automation.id,
+                    automation.version,
+                    &event,
+                    Some(&key),
+                )
+                .await?;
+                started += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+    crate::jobs::wake();
+    Ok(started)
 }
 
 /// The task reminder scheduled job: for each organization, tasks due the next day (or overdue)

@@ -17,7 +17,8 @@ use crate::state::AppState;
 pub struct NotificationOut {
     pub id: String,
     /// lead_assigned, stage_changed, handoff_ready, handoff_accepted, handoff_denied,
-    /// task_assigned, task_due_today, task_overdue, automation_failed or import_finished.
+    /// task_assigned, task_due_today, task_overdue, automation_failed, import_finished or
+    /// webhook_disabled.
     pub kind: String,
     pub entity_type: String,
     pub entity_id: String,

@@ -34,10 +34,11 @@ pub enum Kind {
     AutomationFailed,
     AutomationMessage,
     ImportFinished,
+    WebhookDisabled,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::LeadAssigned,
         Kind::StageChanged,
         Kind::HandoffReady,
@@ -49,6 +50,7 @@ impl Kind {
         Kind::AutomationFailed,
         Kind::AutomationMessage,
         Kind::ImportFinished,
+        Kind::WebhookDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Kind {
             Kind::AutomationFailed => "automation_failed",
             Kind::AutomationMessage => "automation_message",
             Kind::ImportFinished => "import_finished",
+            Kind::WebhookDisabled => "webhook_disabled",
         }
     }
 
@@ -80,6 +83,7 @@ impl Kind {
             Kind::AutomationFailed => "An automation failed (admins)",
             Kind::AutomationMessage => "An automation sends me a message",
             Kind::ImportFinished => "My import finished",
+            Kind::WebhookDisabled => "A webhook endpoint was disabled (admins)",
         }
     }
 
@@ -222,6 +226,13 @@ pub async fn lead_changed(
     Ok(())
 }
 
+/// Tells the organization's owners and admins.
+async fn alert_admins(tx: &mut TenantTx, note: &Note) -> sqlx::Result<()> {
+    let admins = store::members_with_roles(tx, &[Role::Owner, Role::Admin]).await?;
+    notify(tx, &admins, None, note, DEDUPE_WINDOW).await?;
+    Ok(())
+}
+
 /// Tells the organization's owners and admins that an automation gave up.
 pub async fn automation_failed(
     tx: &mut TenantTx,
@@ -229,7 +240,6 @@ pub async fn automation_failed(
     name: &str,
     error: &str,
 ) -> sqlx::Result<()> {
-    let admins = store::members_with_roles(tx, &[Role::Owner, Role::Admin]).await?;
     let note = Note {
         kind: Kind::AutomationFailed,
         entity_type: "automation",
@@ -239,8 +249,26 @@ pub async fn automation_failed(
         link: format!("/automations/{automation_id}"),
         actor_label: None,
     };
-    notify(tx, &admins, None, &note, DEDUPE_WINDOW).await?;
-    Ok(())
+    alert_admins(tx, &note).await
+}
+
+/// Tells the organization's owners and admins that the server disabled a webhook endpoint.
+pub async fn webhook_disabled(
+    tx: &mut TenantTx,
+    webhook_id: &str,
+    url: &str,
+    reason: &str,
+) -> sqlx::Result<()> {
+    let note = Note {
+        kind: Kind::WebhookDisabled,
+        entity_type: "webhook",
+        entity_id: webhook_id.to_owned(),
+        title: format!("Webhook to {url} disabled"),
+        body: reason.chars().take(500).collect(),
+        link: format!("/settings/webhooks/{webhook_id}"),
+        actor_label: None,
+    };
+    alert_admins(tx, &note).await
 }
 
 /// The notification pages.

@@ -15,6 +15,7 @@ both_engines!(
     a_failing_step_retries_then_fails_and_can_be_retried,
     an_automation_that_retriggers_itself_is_cut,
     round_robin_manual_runs_and_the_gallery,
+    a_schedule_runs_once_per_tick_on_the_leads_that_qualify,
 );
 
 async fn create(app: &TestApp, owner: &Tokens, body: Value) -> Value {
@@ -616,5 +617,69 @@ async fn round_robin_manual_runs_and_the_gallery(engine: Engine) {
         )
         .await;
     assert_eq!(messages.body["items"][0]["subject"], "Welcome, Nia");
+    worker.stop().await;
+}
+
+async fn a_schedule_runs_once_per_tick_on_the_leads_that_qualify(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme", "owner@acme.test").await;
+    let bad = app
+        .post(
+            "/api/v1/automations",
+            &owner.access,
+            json!({"name": "Bad", "definition": {"trigger": {"type": "schedule", "cron": "every monday"},
+                   "actions": [{"type": "add_tag", "tag": "x"}]}}),
+        )
+        .await;
+    assert_eq!(field_errors(&bad.body), ["definition.trigger.cron"]);
+    let automation = create(
+        &app,
+        &owner,
+        json!({"name": "Referral sweep", "definition": {
+            "trigger": {"type": "schedule", "cron": "* * * * *", "stage": "new"},
+            "conditions": {"rules": [{"field": "source", "op": "equals", "value": "referral"}]},
+            "actions": [{"type": "add_tag", "tag": "swept"}]}}),
+    )
+    .await;
+    let id = automation["id"].as_str().expect("id");
+    let referral = lead(
+        &app,
+        &owner,
+        json!({"first_name": "Re", "source": "referral"}),
+    )
+    .await;
+    let other = lead(&app, &owner, json!({"first_name": "Ot", "source": "meta"})).await;
+    let moved = lead(
+        &app,
+        &owner,
+        json!({"first_name": "Mo", "source": "referral"}),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/leads/{moved}/stage"),
+        &owner.access,
+        json!({"stage": "contacted"}),
+    )
+    .await;
+    // The pass may run twice in a minute (two schedulers, a late job): one run per tick and lead.
+    // Both passes must see the same minute's tick, so not in a minute's last seconds.
+    let second = time::OffsetDateTime::now_utc().second();
+    if second >= 55 {
+        tokio::time::sleep(Duration::from_secs(u64::from(61 - second))).await;
+    }
+    let first = meridian_app::automations::service::scheduled(&app.db)
+        .await
+        .expect("pass");
+    meridian_app::automations::service::scheduled(&app.db)
+        .await
+        .expect("pass again");
+    assert_eq!(first, 1);
+    let worker = app.start_worker();
+    let all = settled(&app, &owner, id, 1).await;
+    assert_eq!(all[0]["status"], "succeeded");
+    assert_eq!(all[0]["event"]["trigger"], "schedule");
+    assert_eq!(tags(&app, &owner, &referral).await, ["swept"]);
+    assert!(tags(&app, &owner, &other).await.is_empty());
+    assert!(tags(&app, &owner, &moved).await.is_empty());
     worker.stop().await;
 }

@@ -203,7 +203,7 @@ async fn duplicates_settings_and_reading(engine: Engine) {
     let settings = app
         .get("/api/v1/me/notification-settings", &sam.access)
         .await;
-    assert_eq!(settings.body.as_array().map(Vec::len), Some(11));
+    assert_eq!(settings.body.as_array().map(Vec::len), Some(12));
     assert!(
         settings
             .body

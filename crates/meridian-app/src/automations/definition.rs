@@ -34,6 +34,11 @@ pub enum Trigger {
         #[serde(default)]
         overdue: bool,
     },
+    /// A lead arrives through an inbound form (one, or any).
+    InboundReceived {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        form_id: Option<String>,
+    },
     /// People run it on selected leads.
     Manual,
     /// On a cron schedule (UTC), for every lead in the pipeline (and stage, if given) that meets
@@ -60,6 +65,7 @@ impl Trigger {
             Trigger::LeadAssigned => "lead_assigned",
             Trigger::TaskDue { .. } => "task_due",
             Trigger::Manual => "manual",
+            Trigger::InboundReceived { .. } => "inbound_received",
             Trigger::Schedule { .. } => "schedule",
         }
     }
@@ -177,6 +183,9 @@ pub enum Action {
         #[schema(value_type = Object)]
         value: Value,
     },
+    /// Sends the lead to one of the organization's webhook endpoints as an `automation.webhook`
+    /// event (signed, retried and logged like every delivery).
+    Webhook { webhook_id: String },
     /// Sends an in-app notification about the lead.
     Notify {
         audience: Audience,
@@ -214,6 +223,7 @@ impl Action {
             Action::RemoveTag { .. } => "remove_tag",
             Action::SetField { .. } => "set_field",
             Action::Notify { .. } => "notify",
+            Action::Webhook { .. } => "webhook",
             Action::Wait { .. } => "wait",
             Action::Branch { .. } => "branch",
         }

@@ -67,6 +67,7 @@ impl Trigger {
                 event.data.get("overdue").and_then(Value::as_bool) == Some(*overdue)
             }
             Trigger::Manual => event.trigger == "manual",
+            Trigger::InboundReceived { form_id } => same(form_id, "form_id"),
             Trigger::Schedule { .. } => event.trigger == "schedule",
         }
     }
@@ -118,6 +119,26 @@ pub async fn lead_changed(
         .await?;
     }
     Ok(())
+}
+
+/// Reports a lead that came in through an inbound form.
+pub async fn inbound_received(
+    tx: &mut TenantTx,
+    ctx: &Ctx,
+    lead: &LeadRow,
+    form_id: &str,
+    form_name: &str,
+) -> AppResult<()> {
+    emit(
+        tx,
+        ctx,
+        Event {
+            trigger: "inbound_received",
+            lead_id: lead.id.clone(),
+            data: json!({"form_id": form_id, "form": form_name, "pipeline_id": lead.pipeline_id}),
+        },
+    )
+    .await
 }
 
 /// Reports changed fields (`email`, `custom_fields.budget`, `tags`, ...).
@@ -734,6 +755,16 @@ async fn perform(
             )
             .await?;
             Ok(json!({"notified": sent}))
+        }
+        Action::Webhook { webhook_id } => {
+            let data = json!({
+                "automation": {"id": automation_id, "name": ctx.actor_label()},
+                "lead": crate::webhooks::events::lead_created(lead)["lead"],
+            });
+            let delivery =
+                crate::webhooks::events::deliver_to(tx, webhook_id, "automation.webhook", data)
+                    .await?;
+            Ok(json!({"delivery_id": delivery}))
         }
         Action::Wait { .. } | Action::Branch { .. } => Ok(json!({})),
     }

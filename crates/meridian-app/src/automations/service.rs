@@ -105,6 +105,12 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Trigger::InboundReceived { form_id: Some(form) } = trigger
+            && crate::webhooks::store::find_form(self.tx, form).await?.is_none()
+        {
+            self.v
+                .add("definition.trigger.form_id", "no such inbound form");
+        }
         if let Trigger::Schedule {
             cron,
             pipeline_id,
@@ -235,6 +241,15 @@ impl Checker<'_> {
                             &format!("{here}.field"),
                             format!("{field:?} is not a custom field"),
                         );
+                    }
+                }
+                Action::Webhook { webhook_id } => {
+                    if crate::webhooks::store::find_subscription(self.tx, webhook_id)
+                        .await?
+                        .is_none()
+                    {
+                        self.v
+                            .add(&format!("{here}.webhook_id"), "no such webhook endpoint");
                     }
                 }
                 Action::Notify { audience, message } => {

@@ -161,7 +161,11 @@ async fn deliver(
             .await?;
             Err(JobError::Permanent(error.clone()))
         }
-        Err(SendError::Transient(error)) if ctx.attempt >= ctx.max_attempts => {
+        Err(SendError::Transient(error))
+            if ctx.attempt >= ctx.max_attempts
+                || message.queued_at
+                    <= meridian_db::jobs::minus(meridian_db::now(), super::service::SEND_FOR) =>
+        {
             record(
                 &mut tx,
                 id,
@@ -171,7 +175,8 @@ async fn deliver(
                 },
             )
             .await?;
-            Err(JobError::Retryable(error.clone()))
+            // Given up: the job dies with the message, so it shows on the Operations page.
+            Err(JobError::Permanent(error.clone()))
         }
         Err(SendError::Transient(error)) => {
             record(&mut tx, id, Outcome::Retrying { error }).await?;

@@ -29,9 +29,12 @@ use crate::state::AppState;
 
 /// The job that delivers one message.
 pub const SEND_JOB: &str = "email.send";
-/// Attempts before a message is marked failed: with the default backoff (15 s doubling, capped at
-/// 6 h) the last one comes about a day after the first.
-pub const SEND_ATTEMPTS: i64 = 12;
+/// A message whose attempts keep failing (a mail server down) is retried for a day, as mail
+/// servers do: it fails at its first failed attempt a day or more after it was queued. With the
+/// runner's backoff (random waits up to 15 s doubling, capped at 6 h) that is about the 19th
+/// attempt; [`SEND_ATTEMPTS`] is only a backstop.
+pub const SEND_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub const SEND_ATTEMPTS: i64 = 30;
 
 pub const MAX_NAME: usize = 120;
 pub const MAX_SUBJECT: usize = 300;

@@ -13,7 +13,8 @@
 //! Disabling. A 410 Gone disables the subscription at once. Otherwise it is disabled when
 //! [`DISABLE_AFTER_FAILED_DELIVERIES`] deliveries in a row end failed, or when a delivery ends
 //! failed and nothing has reached the endpoint for [`DISABLE_AFTER_FAILING_FOR`]. Either way the
-//! reason is kept on the subscription and written to the audit log for the admins.
+//! reason is kept on the subscription, and owners and admins get a notification and an audit
+//! entry.
 //!
 //! SSRF. Names are resolved by [`CheckedResolver`], which refuses internal addresses and hands
 //! the HTTP client only the address it checked, so a second lookup (DNS rebinding) cannot point
@@ -410,7 +411,7 @@ async fn failed_delivery(
     disable(tx, subscription, &reason).await
 }
 
-/// Disables a subscription for `reason` and tells the admins through the audit log.
+/// Disables a subscription for `reason` and tells the admins: a notification, and the audit log.
 async fn disable(
     tx: &mut TenantTx,
     subscription: &SubscriptionRow,
@@ -435,7 +436,8 @@ async fn disable(
             after: Some(json!({"reason": reason})),
         },
     )
-    .await
+    .await?;
+    crate::notifications::webhook_disabled(tx, &subscription.id, &subscription.url, reason).await
 }
 
 #[cfg(test)]

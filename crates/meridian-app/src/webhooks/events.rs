@@ -158,6 +158,23 @@ pub async fn emit(tx: &mut TenantTx, event: EventType, data: Value) -> AppResult
     Ok(())
 }
 
+/// Sends one event to one subscription, whatever event types it listens to (an automation's
+/// "call a webhook" step): signed, retried, logged and replayable like every delivery. Returns
+/// the delivery's id.
+pub async fn deliver_to(
+    tx: &mut TenantTx,
+    subscription_id: &str,
+    event_type: &str,
+    data: Value,
+) -> AppResult<String> {
+    let now = meridian_db::now();
+    let body = json!({"type": event_type, "timestamp": rfc3339(now), "data": data}).to_string();
+    let id = meridian_db::new_id();
+    store::insert_delivery(tx, &id, subscription_id, event_type, &body, now).await?;
+    enqueue(tx, &id).await?;
+    Ok(id)
+}
+
 /// Enqueues the delivery job of `delivery_id`; false when one is already pending or running.
 pub async fn enqueue(tx: &mut TenantTx, delivery_id: &str) -> AppResult<bool> {
     let job = crate::jobs::new_job(DELIVER_JOB, &json!({ "delivery": delivery_id }))

@@ -275,8 +275,8 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: FormInput) -> AppResult<
     Ok(view(row, &pipelines))
 }
 
-/// A new form key: 128 random bits. It is public (it is in the form's address), and guessing one
-/// is what it must prevent.
+/// A new form key: 22 random base64url characters (132 bits), short enough for an address. It is
+/// public (it is in the form's address); being unguessable is what keeps forms from being found.
 fn new_form_key() -> String {
     let token = new_secret(FORM_KEY_PREFIX);
     token[..FORM_KEY_PREFIX.len() + 22].to_owned()

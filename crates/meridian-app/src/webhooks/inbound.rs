@@ -236,6 +236,14 @@ async fn receive(
     let lead = crate::leads::service::create_in(&mut tx, &ctx, input)
         .await
         .map_err(public_error)?;
+    crate::automations::engine::inbound_received(
+        &mut tx,
+        &ctx,
+        &lead.row,
+        form_id,
+        &form.form.name,
+    )
+    .await?;
     if let Some(key) = &key {
         store::complete_submission(&mut tx, form_id, key, &lead.row.id).await?;
     }

@@ -34,6 +34,7 @@ both_engines!(
     inbound_submissions_create_leads_with_attribution,
     inbound_submissions_are_guarded,
     settings_pages_manage_webhooks_and_forms,
+    an_automation_on_form_leads_calls_a_webhook,
 );
 
 /// One request the receiver got.
@@ -655,6 +656,16 @@ async fn gone_disables_the_endpoint(engine: Engine) {
         .get("/api/v1/audit-log?action=webhook.disabled", &owner.access)
         .await;
     assert_eq!(audit.body["items"][0]["actor"]["label"], "Meridian");
+    let inbox = app.get("/api/v1/me/notifications", &owner.access).await;
+    assert_eq!(
+        inbox.body["items"][0]["kind"], "webhook_disabled",
+        "{:?}",
+        inbox.body
+    );
+    assert_eq!(
+        inbox.body["items"][0]["link"],
+        format!("/settings/webhooks/{webhook}")
+    );
 
     // Nothing more is queued for it, and a replay waits until someone enables it.
     new_lead(&app, &owner, "Bea").await;
@@ -687,6 +698,7 @@ async fn repeated_failures_disable_the_endpoint_and_tell_the_admins(engine: Engi
     let receiver = Receiver::start(500).await;
     let app = private_app(engine).await;
     let owner = app.create_org("Acme", "owner@acme.test").await;
+    let admin = app.add_member(&owner, "admin@acme.test", "admin").await;
     let (webhook, _) = subscribe(&app, &owner, &receiver.url(), &["lead.created"]).await;
     for name in ["Ana", "Bea", "Cal", "Dee", "Eve"] {
         new_lead(&app, &owner, name).await;
@@ -715,6 +727,22 @@ async fn repeated_failures_disable_the_endpoint_and_tell_the_admins(engine: Engi
     assert_eq!(entry["actor"]["label"], "Meridian");
     assert_eq!(entry["target"]["id"], webhook.as_str());
     assert_eq!(entry["after"]["reason"], reason);
+    // Every owner and admin is told in the app, once.
+    for person in [&owner, &admin] {
+        let inbox = app.get("/api/v1/me/notifications", &person.access).await;
+        let alerts: Vec<&Value> = inbox.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|n| n["kind"] == "webhook_disabled")
+            .collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert!(
+            alerts[0]["body"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("5 deliveries"))
+        );
+    }
     // The given-up deliveries are visible as dead jobs on the Operations page too.
     let jobs = app.get("/api/v1/jobs", &owner.access).await;
     assert!(
@@ -1419,4 +1447,78 @@ async fn settings_pages_manage_webhooks_and_forms(engine: Engine) {
     app.web_login(&member_client, &member.email, PASSWORD).await;
     let (status, _) = app.page(&member_client, "/settings/webhooks").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// The automation trigger "inbound form received" and the action "call a webhook": a signed
+/// `automation.webhook` delivery to one endpoint, whatever events it subscribes to.
+async fn an_automation_on_form_leads_calls_a_webhook(engine: Engine) {
+    let receiver = Receiver::start(200).await;
+    let app = private_app(engine).await;
+    let owner = app.create_org("Acme", "owner@acme.test").await;
+    let (webhook, secret) = subscribe(&app, &owner, &receiver.url(), &["task.completed"]).await;
+    let form = create_form(
+        &app,
+        &owner,
+        json!({"name": "Contact us", "fields": ["first_name", "email"]}),
+    )
+    .await;
+    let form_id = form["id"].as_str().expect("id");
+    let bad = app
+        .post(
+            "/api/v1/automations",
+            &owner.access,
+            json!({"name": "Bad", "definition": {"trigger": {"type": "inbound_received", "form_id": "nope"},
+                   "actions": [{"type": "webhook", "webhook_id": "nope"}]}}),
+        )
+        .await;
+    assert_eq!(
+        fields(&bad.body),
+        [
+            "definition.trigger.form_id",
+            "definition.actions[0].webhook_id"
+        ]
+    );
+    let automation = app
+        .post(
+            "/api/v1/automations",
+            &owner.access,
+            json!({"name": "Form leads to the CRM", "definition": {
+                "trigger": {"type": "inbound_received", "form_id": form_id},
+                "actions": [{"type": "add_tag", "tag": "from-form"}, {"type": "webhook", "webhook_id": webhook}]}}),
+        )
+        .await;
+    assert_eq!(automation.status, StatusCode::CREATED, "{:?}", automation.body);
+    let _worker = app.start_worker();
+    new_lead(&app, &owner, "Typed").await;
+    let sent = http()
+        .post(app.url(&format!(
+            "/api/v1/inbound/{}",
+            form["form_key"].as_str().expect("key")
+        )))
+        .json(&json!({"first_name": "Ana", "email": "ana@example.com"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let reply: Value = sent.json().await.expect("json");
+    let lead_id = reply["lead_id"].as_str().expect("lead id").to_owned();
+    let requests = receiver.wait_for(1).await;
+    verify(&secret, &requests[0]);
+    let delivered = body(&requests[0]);
+    assert_eq!(delivered["type"], "automation.webhook");
+    assert_eq!(delivered["data"]["lead"]["id"], lead_id.as_str());
+    assert_eq!(
+        delivered["data"]["automation"]["name"],
+        "Automation “Form leads to the CRM”"
+    );
+    let lead = app
+        .get(&format!("/api/v1/leads/{lead_id}"), &owner.access)
+        .await;
+    assert_eq!(lead.body["tags"], json!(["from-form"]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.requests().len(),
+        1,
+        "the lead typed in by a person did not trigger it"
+    );
 }

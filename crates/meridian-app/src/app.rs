@@ -36,6 +36,7 @@ pub async fn build_state(db: Db, config: AppConfig) -> anyhow::Result<AppState> 
         hasher,
         csrf_key: csrf_key.into_bytes(),
         metrics: ops::metrics_handle()?,
+        closing: tokio::sync::watch::channel(false).0,
         config,
     }))
 }

@@ -19,11 +19,19 @@ pub struct Shared {
     /// database so any node can check a token another node issued.
     pub csrf_key: Vec<u8>,
     pub metrics: PrometheusHandle,
+    /// Set when the server begins shutting down: long-lived responses (the notification stream)
+    /// end, so the graceful shutdown is not held open by them.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
+    }
+
+    /// Ends the open notification streams (call when shutdown begins).
+    pub fn close_streams(&self) {
+        let _ = self.closing.send(true);
     }
 }
 

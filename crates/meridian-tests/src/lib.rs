@@ -202,9 +202,11 @@ pub async fn spawn_app_with(engine: Engine, configure: impl FnOnce(&mut AppConfi
         .expect("state");
     let router = meridian_app::router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
+    let closing = state.clone();
     tokio::spawn(async move {
         let _ = meridian_app::serve(listener, router, async move {
             let _ = rx.await;
+            closing.close_streams();
         })
         .await;
     });

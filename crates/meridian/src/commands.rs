@@ -292,9 +292,10 @@ pub async fn serve(config: Option<&str>, args: ServeArgs) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let router = meridian_app::router(state);
+    let router = meridian_app::router(state.clone());
     let served = meridian_app::serve(listener, router, async move {
         shutdown.await;
+        state.close_streams();
         let _ = stop_tx.send(true);
     })
     .await;

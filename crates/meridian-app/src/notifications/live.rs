@@ -35,6 +35,7 @@ pub fn changed(org_id: &str, user: &str) {
 
 struct Watch {
     state: AppState,
+    closing: tokio::sync::watch::Receiver<bool>,
     tenant: Tenant,
     user: String,
     changes: broadcast::Receiver<(String, String)>,
@@ -42,23 +43,30 @@ struct Watch {
 }
 
 impl Watch {
-    /// Waits for a change to this person's notifications (or the recheck interval).
-    async fn wait(&mut self) {
+    /// Waits for a change to this person's notifications (or the recheck interval). False when
+    /// the server is shutting down.
+    async fn wait(&mut self) -> bool {
         let deadline = tokio::time::sleep(RECHECK);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                () = &mut deadline => return,
+                changed = self.closing.changed() => {
+                    // Closing was set (or the state is gone with its sender).
+                    if changed.is_err() || *self.closing.borrow_and_update() {
+                        return false;
+                    }
+                }
+                () = &mut deadline => return true,
                 received = self.changes.recv() => match received {
                     Ok((org, user)) if org == self.tenant.org_id() && user == self.user => {
                         tokio::time::sleep(SETTLE).await;
-                        return;
+                        return true;
                     }
                     Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return true,
                     Err(broadcast::error::RecvError::Closed) => {
                         (&mut deadline).await;
-                        return;
+                        return true;
                     }
                 },
             }
@@ -85,6 +93,7 @@ pub async fn stream(
         })?
         .to_owned();
     let watch = Watch {
+        closing: state.closing.subscribe(),
         state,
         tenant: ctx.tenant.clone(),
         user,
@@ -93,8 +102,9 @@ pub async fn stream(
     };
     let events = futures_util::stream::unfold(watch, |mut watch| async move {
         loop {
-            if watch.last.is_some() {
-                watch.wait().await;
+            let closing = *watch.closing.borrow();
+            if closing || (watch.last.is_some() && !watch.wait().await) {
+                return None;
             }
             let Some(count) = watch.count().await else {
                 // The database is unavailable: try again at the next check.

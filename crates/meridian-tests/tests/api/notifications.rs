@@ -323,6 +323,13 @@ async fn the_stream_pushes_the_unread_count(engine: Engine) {
             .expect("open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
+    // Shutting down ends open streams, so they do not hold the graceful shutdown open.
+    app.state.close_streams();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = response.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends when the server shuts down");
 }
 
 async fn failed_automations_and_due_tasks_notify(engine: Engine) {

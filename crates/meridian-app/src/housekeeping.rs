@@ -37,6 +37,59 @@ pub const PURGE_CREDENTIALS: &str = "housekeeping.purge_credentials";
 pub const RESUME_IMPORTS: &str = "imports.resume_stale";
 /// Deletes succeeded jobs older than the retention (hourly).
 pub const PURGE_JOBS: &str = "jobs.purge_finished";
+/// Deletes old history (daily): see [`purge_history`].
+pub const PURGE_HISTORY: &str = "housekeeping.purge_history";
+
+/// How long finished webhook deliveries (with their attempts) and finished automation runs (with
+/// their steps) are kept.
+pub const HISTORY_RETENTION: time::Duration = time::Duration::days(30);
+/// How long read notifications are kept (unread ones stay until read).
+pub const READ_NOTIFICATION_RETENTION: time::Duration = time::Duration::days(90);
+/// Inbound form idempotency keys answer repeats for a day; after that they can go.
+pub const IDEMPOTENCY_RETENTION: time::Duration = time::Duration::days(2);
+
+/// Deletes, in every organization, what has served its purpose: finished webhook deliveries and
+/// automation runs past [`HISTORY_RETENTION`], read notifications past
+/// [`READ_NOTIFICATION_RETENTION`], and inbound idempotency keys past [`IDEMPOTENCY_RETENTION`].
+/// Returns the number of rows removed (children removed with their parents not counted).
+pub async fn purge_history(db: &Db) -> anyhow::Result<u64> {
+    let mut tx = db.global().await?;
+    let org_ids = org_store::all_org_ids(&mut tx).await?;
+    tx.commit().await?;
+    let now = meridian_db::now();
+    let history = now - HISTORY_RETENTION;
+    let statements = [
+        (
+            "DELETE FROM webhook_deliveries WHERE org_id = $1 AND status <> 'pending' AND created_at < $2",
+            history,
+        ),
+        (
+            "DELETE FROM automation_runs WHERE org_id = $1 AND status IN ('succeeded', 'skipped', 'failed') \
+             AND created_at < $2",
+            history,
+        ),
+        (
+            "DELETE FROM notifications WHERE org_id = $1 AND read_at IS NOT NULL AND created_at < $2",
+            now - READ_NOTIFICATION_RETENTION,
+        ),
+        (
+            "DELETE FROM inbound_submissions WHERE org_id = $1 AND created_at < $2",
+            now - IDEMPOTENCY_RETENTION,
+        ),
+    ];
+    let mut purged = 0;
+    for org_id in org_ids {
+        let tenant = Tenant::for_verified_credentials(org_id.clone(), None);
+        let mut tx = db.tenant(&tenant).await?;
+        for (statement, cutoff) in &statements {
+            purged += tx
+                .execute(meridian_db::sql(*statement).bind(&org_id).bind(*cutoff))
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(purged)
+}
 
 /// Registers the housekeeping handlers.
 pub fn register(registry: &mut Registry, config: &AppConfig) {
@@ -61,6 +114,13 @@ pub fn register(registry: &mut Registry, config: &AppConfig) {
         }
         Ok(())
     });
+    registry.register(PURGE_HISTORY, |ctx: JobContext, _| async move {
+        let purged = purge_history(&ctx.db).await?;
+        if purged > 0 {
+            tracing::info!(rows = purged, "purged old history");
+        }
+        Ok(())
+    });
     let retention = config.jobs.retention;
     registry.register(PURGE_JOBS, move |ctx: JobContext, _| async move {
         let purged = meridian_db::jobs::purge_finished(&ctx.db, retention).await?;
@@ -77,6 +137,10 @@ pub fn schedule(every: Duration) -> Vec<Entry> {
         Entry::new(PURGE_CREDENTIALS, Recurrence::Every(every)),
         Entry::new(RESUME_IMPORTS, Recurrence::Every(every)),
         Entry::new(PURGE_JOBS, Recurrence::Every(Duration::from_secs(3600))),
+        Entry::new(
+            PURGE_HISTORY,
+            Recurrence::Every(Duration::from_secs(24 * 3600)),
+        ),
     ]
     .into_iter()
     .chain(crate::automations::schedule())

@@ -620,14 +620,74 @@
     if (!polling) polling = window.setInterval(poll, 30000);
   };
   if (!window.EventSource) { startPolling(); return; }
+  var stream = null;
   var failures = 0;
-  var stream = new window.EventSource("/api/v1/me/notifications/stream");
-  stream.addEventListener("unread", function (event) {
-    failures = 0;
-    try { show(JSON.parse(event.data).count); } catch (e) { /* a malformed event changes nothing */ }
+  var open = function () {
+    if (stream || polling) return;
+    stream = new window.EventSource("/api/v1/me/notifications/stream");
+    stream.addEventListener("unread", function (event) {
+      failures = 0;
+      try { show(JSON.parse(event.data).count); } catch (e) { /* a malformed event changes nothing */ }
+    });
+    stream.addEventListener("error", function () {
+      failures += 1;
+      if (failures >= 3) { close(); poll(); startPolling(); }
+    });
+  };
+  var close = function () {
+    if (stream) { stream.close(); stream = null; }
+  };
+  // A page the browser keeps for Back (the back-forward cache) would otherwise keep its stream,
+  // and with it one of the few connections a browser opens to a server: close it when the page
+  // is hidden, and catch up when it comes back.
+  window.addEventListener("pagehide", close);
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { poll(); open(); }
   });
-  stream.addEventListener("error", function () {
-    failures += 1;
-    if (failures >= 3) { stream.close(); poll(); startPolling(); }
+  open();
+})();
+
+// Automations: the list's on/off switches flip in place (without JavaScript each is a form that
+// posts and comes back to the list), and the editor shows the fields each choice needs as it is
+// made (without JavaScript, the Update buttons re-render the form on the server).
+(function () {
+  "use strict";
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("[data-automation-toggle]") || !window.fetch || !window.URLSearchParams) return;
+    event.preventDefault();
+    var button = form.querySelector("[role=switch]");
+    var next = form.querySelector("input[name=enabled]");
+    button.disabled = true;
+    window.meridianFetch(form.action, {
+      method: "POST",
+      headers: { "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(new FormData(form)).toString()
+    }).then(function (response) {
+      if (!response.ok) throw new Error("refused");
+      return response.json();
+    }).then(function (automation) {
+      button.setAttribute("aria-checked", automation.enabled ? "true" : "false");
+      button.querySelector("[data-switch-label]").textContent = automation.enabled ? "On" : "Off";
+      next.value = automation.enabled ? "0" : "1";
+      button.disabled = false;
+    }).catch(function () {
+      form.submit();
+    });
+  });
+
+  var toggles = document.querySelectorAll("[data-toggles]");
+  if (!toggles.length) return;
+  var sync = function (select) {
+    var name = select.getAttribute("data-toggles");
+    document.querySelectorAll('[data-shown-by="' + name + '"]').forEach(function (group) {
+      group.hidden = group.getAttribute("data-values").split(" ").indexOf(select.value) === -1;
+    });
+  };
+  toggles.forEach(sync);
+  document.querySelectorAll("[data-toggle-refresh]").forEach(function (button) { button.hidden = true; });
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-toggles]")) sync(event.target);
   });
 })();

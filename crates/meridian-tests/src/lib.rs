@@ -235,6 +235,21 @@ impl TestApp {
         }
     }
 
+    /// A browser signed in as `email` (with the shared test password).
+    pub async fn signed_in(&self, email: &str) -> reqwest::Client {
+        let client = browser();
+        let login = self.web_login(&client, email, PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::SEE_OTHER, "{email} signs in");
+        client
+    }
+
+    /// POSTs `body` to `path` as `who`, expects 201, and returns the new resource's id.
+    pub async fn created(&self, who: &Tokens, path: &str, body: Value) -> String {
+        let reply = self.post(path, &who.access, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{path}: {}", reply.body);
+        reply.body["id"].as_str().expect("id").to_owned()
+    }
+
     /// Starts a job runner with every feature's handlers on this app's database and settings.
     pub fn start_worker(&self) -> Worker {
         let registry = meridian_app::jobs::registry(&self.state.config);

@@ -609,6 +609,228 @@ async fn email_the_case(owner: &Session, lead_id: &str) -> (String, String) {
     (template_id, message_id)
 }
 
+/// The gallery's follow-up automation, used (it is created turned off, and opens in the editor),
+/// then turned on with the list's switch, which flips in place. Also checks that the editor shows
+/// the fields of the chosen trigger as it is chosen. Returns the automation's id.
+async fn use_gallery_automation(owner: &Session) -> String {
+    owner.goto("/automations/new").await;
+    let from = owner.css("#auto-from").await;
+    assert!(
+        !from.is_displayed().await.expect("displayed"),
+        "no stage fields for a new lead"
+    );
+    let update = owner.css("[data-toggle-refresh]").await;
+    assert!(
+        !update.is_displayed().await.expect("displayed"),
+        "no Update buttons with a script"
+    );
+    owner.select("#auto-trigger", "stage_changed").await;
+    assert!(
+        from.is_displayed().await.expect("displayed"),
+        "stage fields once chosen"
+    );
+
+    owner.goto("/automations").await;
+    owner.css(".auto-gallery").await;
+    owner
+        .submit("/automations/gallery/follow_up_after_contacted")
+        .await;
+    owner
+        .wait_text("data-toast", "Created from the gallery")
+        .await;
+    let url = owner.c.current_url().await.expect("url");
+    let id = url.path().trim_start_matches("/automations/").to_owned();
+    let enabled = owner.css("input[name=enabled]").await;
+    assert!(
+        !enabled.is_selected().await.expect("checked"),
+        "created off"
+    );
+    let summary = owner.text("#step-0").await;
+    assert!(summary.contains("Create a task"), "{summary}");
+
+    owner.goto("/automations").await;
+    let switch = format!("form[action='/automations/{id}/toggle'] [role=switch]");
+    let row = owner.text(&format!("tr[data-automation='{id}']")).await;
+    assert!(row.contains("moves to Contacted"), "{row}");
+    assert_eq!(
+        owner
+            .css(&switch)
+            .await
+            .attr("aria-checked")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("false")
+    );
+    owner.click(&switch).await;
+    owner.css(&format!("{switch}[aria-checked='true']")).await;
+    let url = owner.c.current_url().await.expect("url");
+    assert_eq!(url.path(), "/automations", "switched in place");
+    owner.c.refresh().await.expect("reload");
+    owner.css(&format!("{switch}[aria-checked='true']")).await;
+    id
+}
+
+/// Waits for the automation's run (started by the drag to Contacted) to succeed in its history,
+/// then opens it: the task step succeeded. Returns the run's id.
+async fn automation_ran(owner: &Session, automation: &str) -> String {
+    let history = format!("/automations/{automation}/runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        owner.goto(&history).await;
+        owner.css(".views-row").await;
+        let done = owner
+            .js("return !!document.querySelector('table.auto-runs .badge-success');")
+            .await;
+        if done == json!(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the automation's run did not succeed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let row = owner.text("table.auto-runs tbody").await;
+    assert!(row.contains("Valentina Okafor"), "{row}");
+    owner
+        .click("table.auto-runs tbody a[href^='/automation-runs/']")
+        .await;
+    let steps = owner.text("table.auto-step-log tbody").await;
+    assert!(
+        steps.contains("Create a task") && steps.contains("Succeeded"),
+        "{steps}"
+    );
+    let event = owner.text("#event-title + .facts").await;
+    assert!(event.contains("Contacted"), "{event}");
+    let url = owner.c.current_url().await.expect("url");
+    url.path()
+        .trim_start_matches("/automation-runs/")
+        .to_owned()
+}
+
+/// Two more automations (turned off) for the screenshots: one with a step of most kinds, one with
+/// an if/else branch (edited as JSON). Returns their ids.
+async fn more_automations(
+    app: &meridian_tests::TestApp,
+    token: &str,
+    pipeline_id: &str,
+    template_id: &str,
+) -> (String, String) {
+    let steps = json!({"name": "New case intake", "enabled": false, "definition": {
+        "trigger": {"type": "lead_created", "pipeline_id": pipeline_id},
+        "conditions": {"match": "all", "rules": [
+            {"field": "email", "op": "is_not_empty"},
+            {"field": "state", "op": "in", "value": ["Arizona", "Nevada"]}]},
+        "actions": [
+            {"type": "send_email", "template_id": template_id},
+            {"type": "assign", "assignee": {"to": "round_robin", "role": "intake"}},
+            {"type": "wait", "minutes": 2880},
+            {"type": "create_task", "title": "Call to check in", "task_type": "call",
+             "due_in_minutes": 1440, "assignee": {"to": "owner"}},
+            {"type": "notify", "audience": {"to": "role", "role": "manager"},
+             "message": "A new case from Arizona or Nevada is waiting."}]}});
+    let branched = json!({"name": "Sort by state", "enabled": false, "definition": {
+        "trigger": {"type": "stage_changed", "to": "contacted"},
+        "actions": [{"type": "branch",
+            "conditions": {"rules": [{"field": "state", "op": "equals", "value": "Arizona"}]},
+            "then": [{"type": "add_tag", "tag": "arizona"}],
+            "else": [{"type": "add_tag", "tag": "elsewhere"}]}]}});
+    let mut ids = Vec::new();
+    for body in [steps, branched] {
+        let created = app.post("/api/v1/automations", token, body).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        ids.push(created.body["id"].as_str().expect("id").to_owned());
+    }
+    (ids[0].clone(), ids[1].clone())
+}
+
+/// A run that fails (its email template was deleted after the automation was made), started by
+/// hand on the case through the API; returns the run's id once it has failed.
+async fn failed_automation_run(
+    app: &meridian_tests::TestApp,
+    token: &str,
+    lead_id: &str,
+) -> String {
+    let template = app
+        .post(
+            "/api/v1/email/templates",
+            token,
+            json!({"name": "Check-in", "subject": "Checking in", "body_text": "Hi"}),
+        )
+        .await;
+    let template_id = template.body["id"].as_str().expect("template id");
+    let automation = app
+        .post(
+            "/api/v1/automations",
+            token,
+            json!({"name": "Check in by email", "definition": {"trigger": {"type": "manual"},
+                   "actions": [{"type": "add_tag", "tag": "checked-in"},
+                               {"type": "send_email", "template_id": template_id}]}}),
+        )
+        .await;
+    let automation_id = automation.body["id"].as_str().expect("automation id");
+    let deleted = app
+        .delete(&format!("/api/v1/email/templates/{template_id}"), token)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    let started = app
+        .post(
+            &format!("/api/v1/automations/{automation_id}/runs"),
+            token,
+            json!({"lead_ids": [lead_id]}),
+        )
+        .await;
+    let run_id = started.body["results"][0]["run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = app
+            .get(&format!("/api/v1/automation-runs/{run_id}"), token)
+            .await;
+        if run.body["status"] == "failed" {
+            return run_id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not fail: {}",
+            run.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A new automation through the form with a step left unfinished: refused next to the step, with
+/// a screenshot of the refusal (desktop, light).
+async fn automation_errors(owner: &Session) {
+    owner.goto("/automations/new").await;
+    owner.fill("#auto-name", "Unfinished").await;
+    owner.select("#new-action", "send_email").await;
+    owner.click("button[value='add_action']").await;
+    owner.css("#step-0").await;
+    owner.click("button[value='add_condition']").await;
+    owner.css("#r0-field").await;
+    owner.select("#r0-field", "email").await;
+    owner.select("#r0-op", "contains").await;
+    owner.click(".auto-savebar .btn-primary").await;
+    let error = owner.text("#a0-template-error").await;
+    assert_eq!(error, "Choose a template.");
+    assert_eq!(
+        owner.value("#auto-name").await,
+        "Unfinished",
+        "what was typed is kept"
+    );
+    if let Some(dir) = &owner.shots {
+        let step = serde_json::to_value(owner.css("#step-0").await).expect("element reference");
+        let script = "arguments[0].scrollIntoView({block: 'center'});";
+        owner.c.execute(script, vec![step]).await.expect("scroll");
+        let png = owner.c.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join("automation-errors-light-1280.png"), png).expect("write");
+    }
+}
+
 /// Signs a browser in through the login form.
 async fn sign_in(session: &Session, email: &str, password: &str) {
     session.goto("/login").await;
@@ -892,6 +1114,9 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
     let worker = app.start_worker();
     let (template_id, message_id) = email_the_case(&owner, &lead_id).await;
 
+    // An automation from the gallery, turned on from the list: the drag below runs it.
+    let follow_up = use_gallery_automation(&owner).await;
+
     // The board: drag the new case from New to Contacted.
     let board = format!("/leads/board?pipeline_id={pipeline_id}");
     owner.goto(&board).await;
@@ -911,6 +1136,7 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
             "[data-column='contacted'] [data-lead='{lead_id}']"
         ))
         .await;
+    let follow_up_run = automation_ran(&owner, &follow_up).await;
 
     // A viewer may look but not move: the drop is refused with the reason and the card goes back.
     let (viewer_email, viewer_password) = person("viewer");
@@ -970,6 +1196,11 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
     cm.close().await;
 
     import_leads(&owner, &pipeline_id, &cases_href).await;
+    let token = app.login(owner_email, &owner_password).await;
+    let (intake_automation, branched) =
+        more_automations(&app, &token.access, &pipeline_id, &template_id).await;
+    automation_errors(&owner).await;
+    let failed_run = failed_automation_run(&app, &token.access, &lead_id).await;
 
     let pages = [
         ("dashboard", "/".to_owned(), ".stats"),
@@ -1020,6 +1251,32 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
             "#sup-email",
         ),
         ("email-settings", "/settings/email".to_owned(), "#from_name"),
+        ("automations", "/automations".to_owned(), "table.auto-table"),
+        (
+            "automation-editor",
+            format!("/automations/{follow_up}"),
+            "#auto-name",
+        ),
+        (
+            "automation-json",
+            format!("/automations/{branched}"),
+            "#auto-json",
+        ),
+        (
+            "automation-runs",
+            format!("/automations/{follow_up}/runs"),
+            "table.auto-runs",
+        ),
+        (
+            "automation-run",
+            format!("/automation-runs/{follow_up_run}"),
+            "table.auto-step-log",
+        ),
+        (
+            "automation-run-failed",
+            format!("/automation-runs/{failed_run}"),
+            ".auto-retry",
+        ),
     ];
     for (name, path, ready) in pages {
         owner.shoot(name, &path, ready).await;
@@ -1029,6 +1286,13 @@ async fn crm_journey(engine: Engine, screenshots: bool) {
             "case-emails-sent",
             &format!("/leads/{lead_id}?tab=emails"),
             "#emails-title",
+        )
+        .await;
+    owner
+        .shoot_section(
+            "automation-editor-steps",
+            &format!("/automations/{intake_automation}"),
+            "#actions",
         )
         .await;
     worker.stop().await;

@@ -185,7 +185,9 @@ pub enum Action {
     },
     /// Sends the lead to one of the organization's webhook endpoints as an `automation.webhook`
     /// event (signed, retried and logged like every delivery).
-    Webhook { webhook_id: String },
+    Webhook {
+        webhook_id: String,
+    },
     /// Sends an in-app notification about the lead.
     Notify {
         audience: Audience,

@@ -8,6 +8,7 @@ pub mod definition;
 pub mod engine;
 pub mod service;
 pub mod store;
+pub mod web;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -32,6 +33,32 @@ pub fn api_routes() -> Router<AppState> {
         )
         .route("/automation-runs/{id}", get(api::run))
         .route("/automation-runs/{id}/retry", post(api::retry))
+}
+
+/// The automation pages.
+pub fn web_routes() -> Router<AppState> {
+    Router::new()
+        .route("/automations", get(web::list::page))
+        .route(
+            "/automations/new",
+            get(web::editor::new_page).post(web::editor::new_submit),
+        )
+        .route(
+            "/automations/gallery/{key}",
+            post(web::list::gallery_submit),
+        )
+        .route(
+            "/automations/{id}",
+            get(web::editor::edit_page).post(web::editor::edit_submit),
+        )
+        .route("/automations/{id}/toggle", post(web::list::toggle_submit))
+        .route(
+            "/automations/{id}/delete",
+            get(web::editor::delete_confirm).post(web::editor::delete_submit),
+        )
+        .route("/automations/{id}/runs", get(web::runs::runs_page))
+        .route("/automation-runs/{id}", get(web::runs::run_page))
+        .route("/automation-runs/{id}/retry", post(web::runs::retry_submit))
 }
 
 /// Finds tasks due soon or overdue and fires `task_due` automations (daily).

@@ -105,8 +105,12 @@ impl Checker<'_> {
                 }
             }
         }
-        if let Trigger::InboundReceived { form_id: Some(form) } = trigger
-            && crate::webhooks::store::find_form(self.tx, form).await?.is_none()
+        if let Trigger::InboundReceived {
+            form_id: Some(form),
+        } = trigger
+            && crate::webhooks::store::find_form(self.tx, form)
+                .await?
+                .is_none()
         {
             self.v
                 .add("definition.trigger.form_id", "no such inbound form");

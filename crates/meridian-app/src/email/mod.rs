@@ -106,4 +106,5 @@ pub fn web_routes() -> Router<AppState> {
             "/settings/email",
             get(web::settings::page).post(web::settings::submit),
         )
+        .merge(web::sequence_routes())
 }

@@ -6,12 +6,15 @@
 //! live preview while typing and fills the lead page's form from a chosen template.
 
 pub mod outbox;
+pub mod sequences;
 pub mod settings;
 pub mod suppressions;
 pub mod templates;
 
+use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use axum::routing::{get, post};
 use serde::Deserialize;
 
 use super::api::{MessageQuery, message_cursor, parse_message_query};
@@ -133,6 +136,26 @@ async fn load_messages(
         None
     };
     Ok((rows, next))
+}
+
+/// The sequence pages: the list, the editor with its enrollments, and Stop (from a sequence's
+/// page or a lead's; the lead page's "Add to a sequence" posts to the lead's action route).
+pub fn sequence_routes() -> Router<AppState> {
+    Router::new()
+        .route("/email/sequences", get(sequences::list_page))
+        .route(
+            "/email/sequences/new",
+            get(sequences::new_page).post(sequences::new_submit),
+        )
+        .route(
+            "/email/sequences/{id}",
+            get(sequences::edit_page).post(sequences::edit_submit),
+        )
+        .route(
+            "/email/sequences/{id}/delete",
+            get(sequences::delete_confirm).post(sequences::delete_submit),
+        )
+        .route("/email/enrollments/{id}/stop", post(sequences::stop_submit))
 }
 
 /// A page's `?notice=` after a redirect.

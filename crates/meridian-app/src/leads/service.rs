@@ -202,6 +202,15 @@ pub async fn create_in(tx: &mut TenantTx, ctx: &Ctx, input: LeadInput) -> AppRes
     let lead = reread(tx, &id).await?;
     crate::webhooks::emit(tx, EventType::LeadCreated, events::lead_created(&lead.row)).await?;
     crate::automations::engine::lead_created(tx, ctx, &lead.row).await?;
+    if lead.row.assigned_to.is_some() {
+        // Created already assigned: the assignee hears of it as of any assignment.
+        let unassigned = LeadRow {
+            assigned_to: None,
+            ..lead.row.clone()
+        };
+        crate::notifications::lead_changed(tx, ctx, &unassigned, &lead.row, &pipeline, None)
+            .await?;
+    }
     Ok(lead)
 }
 

@@ -78,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::notifications::web_routes())
         .merge(crate::email::web_routes())
         .merge(crate::webhooks::web_routes())
+        .merge(crate::automations::web_routes())
         .fallback(not_found)
 }
 
@@ -113,6 +114,7 @@ pub struct Shell {
     pub can_manage_jobs: bool,
     pub can_send_email: bool,
     pub can_manage_email: bool,
+    pub can_manage_automations: bool,
     /// A signed-in person (API keys have no inbox), and their unread notifications for the bell.
     pub has_inbox: bool,
     pub unread_notifications: i64,
@@ -202,6 +204,7 @@ impl WebCtx {
             can_manage_jobs: ctx.role.allows(Permission::JobsManage),
             can_send_email: ctx.role.allows(Permission::EmailSend),
             can_manage_email: ctx.role.allows(Permission::EmailManage),
+            can_manage_automations: ctx.role.allows(Permission::AutomationsManage),
             has_inbox: ctx.user_id().is_some(),
             unread_notifications: 0,
             notice: None,

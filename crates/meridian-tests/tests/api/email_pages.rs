@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use meridian_tests::{
-    Engine, PASSWORD, TestApp, Tokens, both_engines, browser, csrf_from_html, spawn_app,
-};
-use reqwest::{Client, StatusCode};
-use serde_json::{Value, json};
+use meridian_tests::{Engine, TestApp, Tokens, both_engines, csrf_from_html, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
 
 both_engines!(
     templates_are_written_previewed_and_deleted_by_form,
@@ -19,22 +17,8 @@ both_engines!(
     email_pages_follow_roles_and_organizations,
 );
 
-async fn signed_in(app: &TestApp, email: &str) -> Client {
-    let client = browser();
-    let login = app.web_login(&client, email, PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::SEE_OTHER, "{email} signs in");
-    client
-}
-
-async fn created(app: &TestApp, who: &Tokens, path: &str, body: Value) -> String {
-    let reply = app.post(path, &who.access, body).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{path}: {}", reply.body);
-    reply.body["id"].as_str().expect("id").to_owned()
-}
-
 async fn lead(app: &TestApp, who: &Tokens, first: &str, email: Option<&str>) -> String {
-    created(
-        app,
+    app.created(
         who,
         "/api/v1/leads",
         json!({"first_name": first, "last_name": "Diaz", "email": email}),
@@ -43,8 +27,7 @@ async fn lead(app: &TestApp, who: &Tokens, first: &str, email: Option<&str>) -> 
 }
 
 async fn welcome_template(app: &TestApp, who: &Tokens) -> String {
-    created(
-        app,
+    app.created(
         who,
         "/api/v1/email/templates",
         json!({
@@ -69,7 +52,7 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
 async fn templates_are_written_previewed_and_deleted_by_form(engine: Engine) {
     let app = spawn_app(engine).await;
     app.create_org("Acme Growth", "ada@acme.test").await;
-    let client = signed_in(&app, "ada@acme.test").await;
+    let client = app.signed_in("ada@acme.test").await;
 
     let (status, html) = app.page(&client, "/email/templates").await;
     assert_eq!(status, StatusCode::OK);
@@ -242,7 +225,7 @@ async fn an_email_from_the_lead_page_reaches_the_outbox(engine: Engine) {
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
     let lead_id = lead(&app, &owner, "Ana", Some("ana@example.com")).await;
     let template = welcome_template(&app, &owner).await;
-    let client = signed_in(&app, "ada@acme.test").await;
+    let client = app.signed_in("ada@acme.test").await;
 
     let (status, html) = app.page(&client, "/email/outbox").await;
     assert_eq!(status, StatusCode::OK);
@@ -411,7 +394,7 @@ async fn an_email_from_the_lead_page_reaches_the_outbox(engine: Engine) {
 async fn email_settings_never_show_the_password(engine: Engine) {
     let app = spawn_app(engine).await;
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
-    let client = signed_in(&app, "ada@acme.test").await;
+    let client = app.signed_in("ada@acme.test").await;
     let secret = "hunter2-correct-horse";
 
     let (status, html) = app.page(&client, "/settings/email").await;
@@ -502,7 +485,7 @@ async fn email_settings_never_show_the_password(engine: Engine) {
 async fn suppressions_are_added_paged_and_removed_by_form(engine: Engine) {
     let app = spawn_app(engine).await;
     let owner = app.create_org("Acme Growth", "ada@acme.test").await;
-    let client = signed_in(&app, "ada@acme.test").await;
+    let client = app.signed_in("ada@acme.test").await;
 
     let (status, html) = app.page(&client, "/email/suppressions").await;
     assert_eq!(status, StatusCode::OK);
@@ -581,7 +564,7 @@ async fn email_pages_follow_roles_and_organizations(engine: Engine) {
     let template = welcome_template(&app, &owner).await;
     let lead_id = lead(&app, &owner, "Ana", Some("ana@example.com")).await;
 
-    let viewer = signed_in(&app, "vi@acme.test").await;
+    let viewer = app.signed_in("vi@acme.test").await;
     for path in [
         "/email/templates/new",
         "/email/templates",
@@ -605,7 +588,7 @@ async fn email_pages_follow_roles_and_organizations(engine: Engine) {
         "no Emails tab for viewers"
     );
 
-    let member = signed_in(&app, "mo@acme.test").await;
+    let member = app.signed_in("mo@acme.test").await;
     for path in [
         "/settings/email",
         "/email/templates/new",
@@ -660,7 +643,7 @@ async fn email_pages_follow_roles_and_organizations(engine: Engine) {
         .await;
     assert_eq!(sent.status, StatusCode::ACCEPTED, "{}", sent.body);
     let their_message = sent.body["id"].as_str().expect("message id").to_owned();
-    let client = signed_in(&app, "ada@acme.test").await;
+    let client = app.signed_in("ada@acme.test").await;
     for path in [
         format!("/email/templates/{their_template}"),
         format!("/email/templates/{their_template}/delete"),

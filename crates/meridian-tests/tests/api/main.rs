@@ -1,6 +1,7 @@
 //! Integration tests: the real app over HTTP, every test on SQLite and on PostgreSQL.
 
 mod auth;
+mod automation_pages;
 mod automations;
 mod conventions;
 mod email;
@@ -14,6 +15,7 @@ mod leads;
 mod members;
 mod notifications;
 mod pages;
+mod sequence_pages;
 mod sequences;
 mod tenancy;
 mod web;

@@ -1487,7 +1487,12 @@ async fn an_automation_on_form_leads_calls_a_webhook(engine: Engine) {
                 "actions": [{"type": "add_tag", "tag": "from-form"}, {"type": "webhook", "webhook_id": webhook}]}}),
         )
         .await;
-    assert_eq!(automation.status, StatusCode::CREATED, "{:?}", automation.body);
+    assert_eq!(
+        automation.status,
+        StatusCode::CREATED,
+        "{:?}",
+        automation.body
+    );
     let _worker = app.start_worker();
     new_lead(&app, &owner, "Typed").await;
     let sent = http()

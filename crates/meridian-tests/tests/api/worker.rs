@@ -6,7 +6,8 @@ use serde_json::json;
 
 both_engines!(
     housekeeping_purges_only_dead_credentials,
-    demo_seed_creates_every_role_and_is_repeatable
+    demo_seed_creates_every_role_and_is_repeatable,
+    housekeeping_purges_old_history_only,
 );
 
 async fn housekeeping_purges_only_dead_credentials(engine: Engine) {
@@ -119,4 +120,78 @@ async fn demo_seed_creates_every_role_and_is_repeatable(engine: Engine) {
         .expect("seed a third time");
     let again = app.get("/api/v1/leads/stats", &owner.access).await;
     assert_eq!(again.body["total"], total, "records are seeded once");
+}
+
+async fn housekeeping_purges_old_history_only(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
+    let sam = app.add_member(&owner, "sam@acme.test", "member").await;
+    let webhook = app
+        .post(
+            "/api/v1/webhooks",
+            &owner.access,
+            json!({"url": "https://hooks.example.com/in", "event_types": ["lead.created"]}),
+        )
+        .await;
+    assert_eq!(webhook.status, StatusCode::CREATED, "{:?}", webhook.body);
+    let automation = app
+        .post(
+            "/api/v1/automations",
+            &owner.access,
+            json!({"name": "Tag", "definition": {"trigger": {"type": "lead_created"},
+                   "actions": [{"type": "add_tag", "tag": "new"}]}}),
+        )
+        .await;
+    assert_eq!(automation.status, StatusCode::CREATED);
+    for name in ["Old", "New"] {
+        let lead = app
+            .post(
+                "/api/v1/leads",
+                &owner.access,
+                json!({"first_name": name, "assigned_to": sam.user_id}),
+            )
+            .await;
+        assert_eq!(lead.status, StatusCode::CREATED);
+    }
+    // Age one of each: finished and read, and more than the retention ago.
+    let old = "'2000-01-01T00:00:00Z'";
+    for statement in [
+        format!(
+            "UPDATE webhook_deliveries SET status = 'delivered', created_at = {old} WHERE payload LIKE '%\"Old\"%'"
+        ),
+        format!(
+            "UPDATE automation_runs SET status = 'succeeded', created_at = {old} WHERE id = (SELECT MIN(id) FROM automation_runs)"
+        ),
+        format!(
+            "UPDATE notifications SET read_at = {old}, created_at = {old} WHERE title LIKE '%Old%'"
+        ),
+    ] {
+        app.admin_exec(&statement).await;
+    }
+    let purged = meridian_app::housekeeping::purge_history(&app.db)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 3, "one old delivery, run and read notification");
+    let inbox = app.get("/api/v1/me/notifications", &sam.access).await;
+    assert_eq!(inbox.body["items"].as_array().map(Vec::len), Some(1));
+    let webhook_id = webhook.body["id"].as_str().expect("id");
+    let deliveries = app
+        .get(
+            &format!("/api/v1/webhooks/{webhook_id}/deliveries"),
+            &owner.access,
+        )
+        .await;
+    assert_eq!(deliveries.body["items"].as_array().map(Vec::len), Some(1));
+    let automation_id = automation.body["id"].as_str().expect("id");
+    let runs = app
+        .get(
+            &format!("/api/v1/automations/{automation_id}/runs"),
+            &owner.access,
+        )
+        .await;
+    assert_eq!(runs.body["items"].as_array().map(Vec::len), Some(1));
+    let again = meridian_app::housekeeping::purge_history(&app.db)
+        .await
+        .expect("purge");
+    assert_eq!(again, 0);
 }

@@ -16,6 +16,7 @@ use super::{
     StageBadge, display_value, form_pairs, form_value, full_name, source_label, stage_badge,
 };
 use crate::email::render::Rendered;
+use crate::email::web::sequences::{EnrollForm, LeadSequences};
 use crate::email::web::{Compose, Composed, MessageView};
 use crate::http::error::AppError;
 use crate::http::pagination::PageRequest;
@@ -111,6 +112,8 @@ struct DetailPage {
     compose: Compose,
     /// The email form's draft rendered for this lead.
     preview: Option<Rendered>,
+    /// The lead's sequences and the form to add it to one; loaded for the Emails tab only.
+    sequences: LeadSequences,
 }
 
 fn notice_text(key: Option<&str>) -> Option<String> {
@@ -130,6 +133,7 @@ fn notice_text(key: Option<&str>) -> Option<String> {
             "note_deleted" => "Note deleted.",
             "task" => "Task added.",
             "task_done" => "Task updated.",
+            "enrolled" => "Added to the sequence. Its emails go out on schedule.",
             _ => return None,
         }
         .to_owned(),
@@ -306,6 +310,7 @@ pub async fn detail_response(
         notice,
         compose: Compose::default(),
         preview: None,
+        enroll: EnrollForm::default(),
     };
     render_detail(state, web, id, page).await
 }
@@ -318,6 +323,7 @@ struct PageParts<'a> {
     notice: Option<String>,
     compose: Compose,
     preview: Option<Rendered>,
+    enroll: EnrollForm,
 }
 
 async fn render_detail(
@@ -333,6 +339,7 @@ async fn render_detail(
         notice,
         compose,
         preview,
+        enroll,
     } = parts;
     let ctx = &web.ctx;
     let (lead, pipeline) = service::get(state, ctx, id).await?;
@@ -372,6 +379,11 @@ async fn render_detail(
         crate::email::web::template_choices(state, ctx).await?
     } else {
         Vec::new()
+    };
+    let sequences = if can_email && tab == "emails" {
+        crate::email::web::sequences::lead_sequences(state, ctx, id, enroll).await?
+    } else {
+        LeadSequences::default()
     };
     let row = &lead.row;
     let stage_def = pipeline.spec.stage(&row.stage);
@@ -426,7 +438,7 @@ async fn render_detail(
         .shell(state, &full_name(&row.first_name, &row.last_name), "leads")
         .await?;
     shell.active_pipeline = pipeline.id.clone();
-    let status = if errors.any() || compose.errors.any() {
+    let status = if errors.any() || compose.errors.any() || sequences.form.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -527,6 +539,7 @@ async fn render_detail(
         templates,
         compose,
         preview,
+        sequences,
         shell: {
             shell.notice = notice;
             shell
@@ -558,6 +571,9 @@ pub async fn page(
             crate::email::web::queued_notice(&state, &web.ctx, &id, form_value(&params, "message"))
                 .await?,
         ),
+        Some(key) if key.starts_with("sequence_") => {
+            crate::email::web::sequences::stop_notice(key).map(str::to_owned)
+        }
         key => notice_text(key),
     };
     detail_response(&state, &web, &id, tab, FormErrors::default(), None, notice).await
@@ -647,6 +663,7 @@ pub async fn action_submit(
         }
         "accept" => (Action::Accept, "accepted"),
         "email" => return email_submit(&state, &web, &id, &pairs).await,
+        "enroll" => return enroll_submit(&state, &web, &id, &pairs).await,
         "deny" => (
             Action::Deny {
                 reason: text("reason").unwrap_or_default(),
@@ -710,6 +727,38 @@ async fn email_submit(
                 notice: None,
                 compose,
                 preview,
+                enroll: EnrollForm::default(),
+            };
+            render_detail(state, web, id, page).await
+        }
+    }
+}
+
+/// The Emails tab's "Add to a sequence" form: back with a notice, or with why the lead was not
+/// added (no address, suppressed, already in it ...) next to the form.
+async fn enroll_submit(
+    state: &AppState,
+    web: &WebCtx,
+    id: &str,
+    pairs: &[(String, String)],
+) -> WebResult {
+    let sequence_id = form_value(pairs, "sequence_id").unwrap_or_default().trim();
+    match crate::email::web::sequences::enroll_lead(state, &web.ctx, id, sequence_id).await? {
+        Ok(()) => {
+            Ok(Redirect::to(&format!("/leads/{id}?tab=emails&notice=enrolled")).into_response())
+        }
+        Err(reason) => {
+            let page = PageParts {
+                tab: "emails",
+                errors: FormErrors::default(),
+                typed: None,
+                notice: None,
+                compose: Compose::default(),
+                preview: None,
+                enroll: EnrollForm {
+                    sequence_id: sequence_id.to_owned(),
+                    error: Some(reason),
+                },
             };
             render_detail(state, web, id, page).await
         }

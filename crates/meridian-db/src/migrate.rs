@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_webhooks"),
     migration!(11, "0011_automations"),
     migration!(12, "0012_notifications"),
+    migration!(13, "0013_lead_watchers"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -8,6 +8,7 @@ pub mod input;
 pub mod query;
 pub mod service;
 pub mod store;
+pub mod watchers;
 pub mod web;
 
 pub use web::web_routes;
@@ -26,6 +27,11 @@ pub fn api_routes() -> Router<AppState> {
         .route("/leads/handoff-queue", get(api::handoff_queue))
         .route("/leads/bulk", post(api::bulk))
         .route("/leads/merge", post(api::merge))
+        .route("/leads/{id}/watchers", get(watchers::get))
+        .route(
+            "/leads/{id}/watchers/me",
+            axum::routing::put(watchers::watch).delete(watchers::unwatch),
+        )
         .route(
             "/leads/{id}",
             get(api::get).patch(api::update).delete(api::delete),

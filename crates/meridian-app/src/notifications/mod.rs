@@ -73,7 +73,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::LeadAssigned => "A lead is assigned to me",
-            Kind::StageChanged => "A lead I own changes stage",
+            Kind::StageChanged => "A lead I own or watch changes stage",
             Kind::HandoffReady => "A handoff is waiting for my role",
             Kind::HandoffAccepted => "A lead I handed off is accepted",
             Kind::HandoffDenied => "A lead I handed off is denied",
@@ -201,14 +201,15 @@ pub async fn lead_changed(
             }
         }
         None => {
-            if let Some(owner) = &after.assigned_to {
-                let n = note(
-                    Kind::StageChanged,
-                    format!("{label} moved to {stage_label}"),
-                    format!("{} moved it.", actor.actor_label()),
-                );
-                notify(tx, std::slice::from_ref(owner), me, &n, DEDUPE_WINDOW).await?;
-            }
+            // Its owner and the people watching it.
+            let mut people: Vec<String> = after.assigned_to.iter().cloned().collect();
+            people.extend(crate::leads::watchers::user_ids(tx, &after.id).await?);
+            let n = note(
+                Kind::StageChanged,
+                format!("{label} moved to {stage_label}"),
+                format!("{} moved it.", actor.actor_label()),
+            );
+            notify(tx, &people, me, &n, DEDUPE_WINDOW).await?;
         }
     }
     if let Some(stage) = pipeline.spec.stage(&after.stage)

@@ -14,6 +14,7 @@ both_engines!(
     the_stream_pushes_the_unread_count,
     failed_automations_and_due_tasks_notify,
     the_notifications_page_opens_and_marks_read,
+    watchers_hear_of_stage_changes,
 );
 
 async fn inbox(app: &TestApp, who: &Tokens) -> Value {
@@ -468,4 +469,107 @@ async fn the_notifications_page_opens_and_marks_read(engine: Engine) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn watchers_hear_of_stage_changes(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme", "owner@acme.test").await;
+    let sam = app.add_member(&owner, "sam@acme.test", "member").await;
+    let vic = app.add_member(&owner, "vic@acme.test", "viewer").await;
+    let ana = lead(&app, &owner, json!({"first_name": "Ana"})).await;
+
+    let watched = app
+        .call(
+            "PUT",
+            &format!("/api/v1/leads/{ana}/watchers/me"),
+            Some(&vic.access),
+            None,
+        )
+        .await;
+    assert_eq!(watched.status, StatusCode::OK, "{:?}", watched.body);
+    assert_eq!(watched.body[0]["user_id"], vic.user_id.as_str());
+    // Twice is still once.
+    app.call(
+        "PUT",
+        &format!("/api/v1/leads/{ana}/watchers/me"),
+        Some(&vic.access),
+        None,
+    )
+    .await;
+    let listed = app
+        .get(&format!("/api/v1/leads/{ana}/watchers"), &owner.access)
+        .await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1));
+
+    app.post(
+        &format!("/api/v1/leads/{ana}/stage"),
+        &sam.access,
+        json!({"stage": "contacted"}),
+    )
+    .await;
+    let page = inbox(&app, &vic).await;
+    assert_eq!(kinds(&page), ["stage_changed"]);
+    assert_eq!(page["items"][0]["title"], "#00001 Ana moved to Contacted");
+
+    let unwatched = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/leads/{ana}/watchers/me"),
+            Some(&vic.access),
+            None,
+        )
+        .await;
+    assert_eq!(unwatched.body.as_array().map(Vec::len), Some(0));
+    app.post(
+        &format!("/api/v1/leads/{ana}/stage"),
+        &sam.access,
+        json!({"stage": "qualified"}),
+    )
+    .await;
+    assert_eq!(
+        inbox(&app, &vic).await["unread_count"],
+        1,
+        "no longer watching"
+    );
+
+    // From the lead's page.
+    let browser = meridian_tests::browser();
+    app.web_login(&browser, "sam@acme.test", meridian_tests::PASSWORD)
+        .await;
+    let (_, html) = app.page(&browser, &format!("/leads/{ana}")).await;
+    assert!(html.contains(">Watch<"), "a Watch button");
+    let csrf = meridian_tests::csrf_from_html(&html);
+    let (status, location, _) = app
+        .post_form(
+            &browser,
+            &format!("/leads/{ana}/action"),
+            &[
+                ("csrf_token", &csrf),
+                ("action", "watch"),
+                ("value", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/leads/{ana}?notice=watching"));
+    let (_, html) = app.page(&browser, &location).await;
+    assert!(html.contains("Watching"), "{html}");
+    app.post(
+        &format!("/api/v1/leads/{ana}/stage"),
+        &owner.access,
+        json!({"stage": "proposal"}),
+    )
+    .await;
+    assert_eq!(kinds(&inbox(&app, &sam).await), ["stage_changed"]);
+
+    let other = app.create_org("Other", "owner@other.test").await;
+    let foreign = app
+        .call(
+            "PUT",
+            &format!("/api/v1/leads/{ana}/watchers/me"),
+            Some(&other.access),
+            None,
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 }

@@ -516,6 +516,17 @@ fn id_matrix(b: &OrgFixture) -> Vec<(&'static str, String, Option<Value>)> {
             format!("/api/v1/me/notifications/{}/read", b.notification_id),
             Some(json!({})),
         ),
+        ("GET", format!("/api/v1/leads/{}/watchers", b.lead_id), None),
+        (
+            "PUT",
+            format!("/api/v1/leads/{}/watchers/me", b.lead_id),
+            None,
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/leads/{}/watchers/me", b.lead_id),
+            None,
+        ),
         (
             "DELETE",
             format!(

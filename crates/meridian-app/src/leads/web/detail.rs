@@ -80,6 +80,10 @@ struct DetailPage {
     assignee_id: String,
     assignee: String,
     is_priority: bool,
+    /// People (not API keys) may watch a lead; how many do, and whether the viewer does.
+    can_watch: bool,
+    watching: bool,
+    watchers: usize,
     archived: bool,
     tags: Vec<String>,
     email: String,
@@ -124,6 +128,8 @@ fn notice_text(key: Option<&str>) -> Option<String> {
             "stage" => "Stage changed.",
             "assigned" => "Assignment saved.",
             "priority" => "Priority updated.",
+            "watching" => "You are watching it: its stage changes will notify you.",
+            "unwatched" => "You stopped watching it.",
             "archived" => "Archived. It no longer shows in the default list.",
             "restored" => "Restored to the stage it had.",
             "moved" => "Moved to the other pipeline.",
@@ -346,6 +352,7 @@ async fn render_detail(
     let mut tx = state.db.tenant_read(&ctx.tenant).await?;
     let members = crate::leads::store::assignable_members(&mut tx).await?;
     let pipelines = crate::pipelines::store::list(&mut tx).await?;
+    let watchers = crate::leads::watchers::user_ids(&mut tx, id).await?;
     tx.commit().await?;
     let page = PageRequest {
         limit: 100,
@@ -455,6 +462,11 @@ async fn render_detail(
         assignee_id: row.assigned_to.clone().unwrap_or_default(),
         assignee: row.assignee_name.clone().unwrap_or_default(),
         is_priority: row.is_priority,
+        can_watch: ctx.user_id().is_some(),
+        watching: ctx
+            .user_id()
+            .is_some_and(|me| watchers.iter().any(|w| w == me)),
+        watchers: watchers.len(),
         archived: row.archived_at.is_some(),
         tags: lead.tags.clone(),
         email: row.email.clone().unwrap_or_default(),
@@ -662,6 +674,12 @@ pub async fn action_submit(
             )
         }
         "accept" => (Action::Accept, "accepted"),
+        "watch" => {
+            let on = form_value(&pairs, "value") == Some("true");
+            crate::leads::watchers::set(&state, &web.ctx, &id, on).await?;
+            let notice = if on { "watching" } else { "unwatched" };
+            return Ok(Redirect::to(&format!("/leads/{id}?notice={notice}")).into_response());
+        }
         "email" => return email_submit(&state, &web, &id, &pairs).await,
         "enroll" => return enroll_submit(&state, &web, &id, &pairs).await,
         "deny" => (

@@ -1,0 +1,10 @@
+-- People who follow a lead: they hear of its stage changes as its owner does.
+
+CREATE TABLE lead_watchers (
+    org_id TEXT NOT NULL,
+    lead_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (org_id, lead_id, user_id),
+    FOREIGN KEY (org_id, lead_id) REFERENCES leads (org_id, id) ON DELETE CASCADE
+);

@@ -3,7 +3,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::definition::Definition;
 use super::service::{self, AutomationInput, GALLERY};
@@ -11,7 +10,7 @@ use super::store::{AutomationRow, RunRow, StepRow, VersionRow};
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult, Problem};
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{Page, PageQuery, decode_cursor, encode_cursor};
+use crate::http::pagination::{Page, PageQuery, time_cursor};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -294,7 +293,7 @@ pub async fn runs(
 ) -> AppResult<axum::Json<Page<RunOut>>> {
     let page = PageQuery {
         limit: query.limit,
-        cursor: None,
+        cursor: query.cursor.clone(),
     }
     .parse()?;
     let status = query.status.as_deref().filter(|s| !s.is_empty());
@@ -306,33 +305,18 @@ pub async fn runs(
             "must be queued, waiting, succeeded, skipped or failed",
         ));
     }
-    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(cursor) => Some(
-            decode_cursor(cursor)
-                .as_deref()
-                .and_then(|key| match key {
-                    [at, id] => OffsetDateTime::parse(at, &Rfc3339)
-                        .ok()
-                        .map(|at| (at, id.clone())),
-                    _ => None,
-                })
-                .ok_or_else(|| AppError::field("cursor", "is not a cursor this server returned"))?,
-        ),
-    };
-    let mut rows = service::runs(&state, &ctx, &id, status, before, page.fetch_limit()).await?;
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last()
-            .map(|r| encode_cursor(&[&r.created_at.format(&Rfc3339).unwrap_or_default(), &r.id]))
-    } else {
-        None
-    };
-    Ok(axum::Json(Page {
-        items: rows.into_iter().map(RunOut::from).collect(),
-        next_cursor,
-    }))
+    let rows = service::runs(
+        &state,
+        &ctx,
+        &id,
+        status,
+        page.after_time()?,
+        page.fetch_limit(),
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, &page, |r| time_cursor(r.created_at, &r.id)).map(RunOut::from),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

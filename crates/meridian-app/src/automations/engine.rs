@@ -284,7 +284,17 @@ pub fn register(registry: &mut Registry, config: &crate::config::AppConfig) {
 }
 
 /// The lead as conditions see it.
-pub(crate) async fn facts(tx: &mut TenantTx, lead: &LeadRow) -> AppResult<Facts> {
+async fn facts(tx: &mut TenantTx, lead: &LeadRow) -> AppResult<Facts> {
+    let tags: Vec<String> = lead_store::tags_of(tx, &[&lead.id])
+        .await?
+        .into_iter()
+        .map(|(_, tag)| tag)
+        .collect();
+    Ok(facts_with(lead, tags))
+}
+
+/// The lead as conditions see it, given its tags (read in one query for many leads).
+pub(crate) fn facts_with(lead: &LeadRow, tags: Vec<String>) -> Facts {
     let mut facts = Facts::new();
     let mut put = |k: &str, v: Value| {
         facts.insert(k.to_owned(), v);
@@ -312,13 +322,8 @@ pub(crate) async fn facts(tx: &mut TenantTx, lead: &LeadRow) -> AppResult<Facts>
     for (key, value) in custom {
         put(&format!("custom_fields.{key}"), value);
     }
-    let tags: Vec<String> = lead_store::tags_of(tx, &[&lead.id])
-        .await?
-        .into_iter()
-        .map(|(_, tag)| tag)
-        .collect();
     facts.insert("tags".to_owned(), json!(tags));
-    Ok(facts)
+    facts
 }
 
 fn job_error(error: &AppError) -> String {

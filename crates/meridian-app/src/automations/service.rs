@@ -786,15 +786,21 @@ pub async fn scheduled(db: &meridian_db::Db) -> anyhow::Result<u64> {
             else {
                 continue;
             };
-            let leads = store::leads_for_schedule(
+            let leads = crate::leads::store::active_in(
                 &mut tx,
                 pipeline_id.as_deref(),
                 stage.as_deref(),
                 super::definition::SCHEDULE_LIMIT,
             )
             .await?;
+            let ids: Vec<&str> = leads.iter().map(|l| l.id.as_str()).collect();
+            let mut tags: std::collections::HashMap<String, Vec<String>> =
+                std::collections::HashMap::new();
+            for (lead, tag) in crate::leads::store::tags_of(&mut tx, &ids).await? {
+                tags.entry(lead).or_default().push(tag);
+            }
             for lead in leads {
-                let facts = engine::facts(&mut tx, &lead).await?;
+                let facts = engine::facts_with(&lead, tags.remove(&lead.id).unwrap_or_default());
                 if !definition.conditions.hold(&facts) {
                     continue;
                 }

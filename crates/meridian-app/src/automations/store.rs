@@ -459,38 +459,6 @@ pub async fn steps(tx: &mut TenantTx, run_id: &str) -> sqlx::Result<Vec<StepRow>
     .await
 }
 
-/// The active leads a scheduled automation looks at, in a pipeline and stage when given.
-pub async fn leads_for_schedule(
-    tx: &mut TenantTx,
-    pipeline_id: Option<&str>,
-    stage: Option<&str>,
-    limit: i64,
-) -> sqlx::Result<Vec<crate::leads::store::LeadRow>> {
-    let mut ids = SqlBuilder::new();
-    let org = ids.text(&tx.org_id());
-    ids.condition(format!("org_id = {org} AND archived_at IS NULL"));
-    if let Some(p) = pipeline_id {
-        let p = ids.text(p);
-        ids.condition(format!("pipeline_id = {p}"));
-    }
-    if let Some(s) = stage {
-        let s = ids.text(s);
-        ids.condition(format!("stage = {s}"));
-    }
-    let text = format!(
-        "SELECT id FROM leads WHERE {} ORDER BY id LIMIT {limit}",
-        ids.conditions()
-    );
-    let found: Vec<(String,)> = tx.fetch_all(ids.into_sql(text)).await?;
-    let mut leads = Vec::with_capacity(found.len());
-    for (id,) in found {
-        if let Some(lead) = crate::leads::store::find(tx, &id).await? {
-            leads.push(lead);
-        }
-    }
-    Ok(leads)
-}
-
 /// Active members with `role`, by user id (round-robin order).
 pub async fn active_members_with_role(tx: &mut TenantTx, role: &str) -> sqlx::Result<Vec<String>> {
     let org_id = tx.org_id();

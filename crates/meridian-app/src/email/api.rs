@@ -2,15 +2,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::render::Rendered;
 use super::service::{self, Draft, SettingsInput, SettingsView, TemplateInput};
-use super::store::{MessageCursor, MessageFilter, MessageRow, SuppressionRow, TemplateRow};
+use super::store::{MessageFilter, MessageRow, SuppressionRow, TemplateRow};
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult, Problem};
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{Page, PageQuery, decode_cursor, encode_cursor};
+use crate::http::pagination::{Page, PageQuery, time_cursor};
 use crate::state::AppState;
 
 pub const STATUSES: [&str; 5] = ["queued", "sent", "failed", "bounced", "suppressed"];
@@ -284,13 +283,15 @@ pub struct MessageQuery {
     pub cursor: Option<String>,
 }
 
-/// A parsed message-log request: the filter, the page position and the page size.
-pub fn parse_message_query(
+/// A page of the message log for `query` (the API's and the outbox page's).
+pub async fn message_page(
+    state: &AppState,
+    ctx: &Ctx,
     query: &MessageQuery,
-) -> AppResult<(MessageFilter, Option<MessageCursor>, i64)> {
+) -> AppResult<Page<MessageRow>> {
     let page = PageQuery {
         limit: query.limit,
-        cursor: None,
+        cursor: query.cursor.clone(),
     }
     .parse()?;
     let status = query.status.clone().filter(|s| !s.is_empty());
@@ -302,34 +303,16 @@ pub fn parse_message_query(
             "must be queued, sent, failed, bounced or suppressed",
         ));
     }
-    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(cursor) => match decode_cursor(cursor).as_deref() {
-            Some([at, id]) => Some((
-                OffsetDateTime::parse(at, &Rfc3339).map_err(|_| {
-                    AppError::field("cursor", "is not a cursor this server returned")
-                })?,
-                id.clone(),
-            )),
-            _ => {
-                return Err(AppError::field(
-                    "cursor",
-                    "is not a cursor this server returned",
-                ));
-            }
-        },
-    };
     let filter = MessageFilter {
         lead_id: query.lead_id.clone().filter(|s| !s.is_empty()),
         status,
         hidden: Vec::new(),
     };
-    Ok((filter, before, page.limit))
-}
-
-/// The cursor after `m` in the log's order.
-pub fn message_cursor(m: &MessageRow) -> String {
-    encode_cursor(&[&m.queued_at.format(&Rfc3339).unwrap_or_default(), &m.id])
+    let rows =
+        service::messages(state, ctx, filter, page.after_time()?, page.fetch_limit()).await?;
+    Ok(Page::from_rows(rows, &page, |m| {
+        time_cursor(m.queued_at, &m.id)
+    }))
 }
 
 /// The message log, newest first.
@@ -340,19 +323,11 @@ pub async fn list_messages(
     ctx: Ctx,
     Query(query): Query<MessageQuery>,
 ) -> AppResult<axum::Json<Page<MessageOut>>> {
-    let (filter, before, limit) = parse_message_query(&query)?;
-    let mut rows = service::messages(&state, &ctx, filter, before, limit + 1).await?;
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(message_cursor)
-    } else {
-        None
-    };
-    Ok(axum::Json(Page {
-        items: rows.into_iter().map(MessageOut::from).collect(),
-        next_cursor,
-    }))
+    Ok(axum::Json(
+        message_page(&state, &ctx, &query)
+            .await?
+            .map(MessageOut::from),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/email/messages/{id}", tag = "email", params(("id" = String, Path)),

@@ -2,7 +2,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::sequences::{
     self, Enrolled, EnrollmentFilter, EnrollmentRow, Reply, SequenceInput, SequenceRow, StepInput,
@@ -11,7 +10,7 @@ use super::sequences::{
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult, Problem};
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{Page, PageQuery, decode_cursor, encode_cursor};
+use crate::http::pagination::{Page, PageQuery, time_cursor};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -261,7 +260,7 @@ pub async fn list_enrollments(
 ) -> AppResult<axum::Json<Page<EnrollmentOut>>> {
     let page = PageQuery {
         limit: query.limit,
-        cursor: None,
+        cursor: query.cursor.clone(),
     }
     .parse()?;
     let status = query.status.clone().filter(|s| !s.is_empty());
@@ -273,36 +272,22 @@ pub async fn list_enrollments(
             "must be active, completed or stopped",
         ));
     }
-    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(cursor) => match decode_cursor(cursor).as_deref() {
-            Some([at, id]) => OffsetDateTime::parse(at, &Rfc3339)
-                .ok()
-                .map(|at| (at, id.clone())),
-            _ => None,
-        }
-        .map(Some)
-        .ok_or_else(|| AppError::field("cursor", "is not a cursor this server returned"))?,
-    };
     let filter = EnrollmentFilter {
         sequence_id: query.sequence_id.clone().filter(|s| !s.is_empty()),
         lead_id: query.lead_id.clone().filter(|s| !s.is_empty()),
         status,
     };
-    let mut rows =
-        sequences::enrollments(&state, &ctx, &filter, before, page.fetch_limit()).await?;
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last()
-            .map(|e| encode_cursor(&[&e.created_at.format(&Rfc3339).unwrap_or_default(), &e.id]))
-    } else {
-        None
-    };
-    Ok(axum::Json(Page {
-        items: rows.into_iter().map(EnrollmentOut::from).collect(),
-        next_cursor,
-    }))
+    let rows = sequences::enrollments(
+        &state,
+        &ctx,
+        &filter,
+        page.after_time()?,
+        page.fetch_limit(),
+    )
+    .await?;
+    Ok(axum::Json(
+        Page::from_rows(rows, &page, |e| time_cursor(e.created_at, &e.id)).map(EnrollmentOut::from),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/email/enrollments/{id}/stop", tag = "email", params(("id" = String, Path)),

@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::api::{MessageQuery, message_cursor, parse_message_query};
+use super::api::{MessageQuery, message_page};
 use super::render::Rendered;
 use super::service::{self, Draft};
 use super::store::{MessageFilter, MessageRow};
@@ -126,16 +126,8 @@ async fn load_messages(
     ctx: &Ctx,
     query: &MessageQuery,
 ) -> Result<(Vec<MessageRow>, Option<String>), AppError> {
-    let (filter, before, limit) = parse_message_query(query)?;
-    let mut rows = service::messages(state, ctx, filter, before, limit + 1).await?;
-    let size = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next = if rows.len() > size {
-        rows.truncate(size);
-        rows.last().map(message_cursor)
-    } else {
-        None
-    };
-    Ok((rows, next))
+    let page = message_page(state, ctx, query).await?;
+    Ok((page.items, page.next_cursor))
 }
 
 /// The sequence pages: the list, the editor with its enrollments, and Stop (from a sequence's

@@ -62,17 +62,33 @@ impl PageRequest {
 
     /// The cursor of a list ordered by a time and an id (see [`time_cursor`]).
     pub fn after_time(&self) -> Result<Option<(OffsetDateTime, String)>, AppError> {
-        match self.after.as_deref() {
-            None => Ok(None),
-            Some([at, id]) => OffsetDateTime::parse(at, &Rfc3339)
-                .map(|at| Some((at, id.clone())))
-                .map_err(|_| AppError::field("cursor", "is not a cursor this server returned")),
-            Some(_) => Err(AppError::field(
-                "cursor",
-                "is not a cursor this server returned",
-            )),
-        }
+        self.after.as_deref().map(time_key).transpose()
     }
+}
+
+fn not_ours() -> AppError {
+    AppError::field("cursor", "is not a cursor this server returned")
+}
+
+fn time_key(key: &[String]) -> Result<(OffsetDateTime, String), AppError> {
+    match key {
+        [at, id] => OffsetDateTime::parse(at, &Rfc3339)
+            .map(|at| (at, id.clone()))
+            .map_err(|_| not_ours()),
+        _ => Err(not_ours()),
+    }
+}
+
+/// A (time, id) position read back from a cursor made by [`encode_time_cursor`].
+pub fn decode_time_cursor(cursor: &str) -> Result<(OffsetDateTime, String), AppError> {
+    decode_cursor(cursor)
+        .ok_or_else(not_ours)
+        .and_then(|key| time_key(&key))
+}
+
+/// The cursor of a row in a list ordered by a time and an id.
+pub fn encode_time_cursor(at: OffsetDateTime, id: &str) -> String {
+    encode_cursor(&[&at.format(&Rfc3339).unwrap_or_default(), id])
 }
 
 /// The sort key of a row in a list ordered by a time and an id, for [`Page::from_rows`].

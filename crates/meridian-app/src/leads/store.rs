@@ -245,6 +245,29 @@ pub async fn find(tx: &mut TenantTx, id: &str) -> sqlx::Result<Option<LeadRow>> 
     .await
 }
 
+/// Active leads, in a pipeline and stage when given, by id (at most `limit`).
+#[tracing::instrument(skip_all)]
+pub async fn active_in(
+    tx: &mut TenantTx,
+    pipeline_id: Option<&str>,
+    stage: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<LeadRow>> {
+    let org_id = tx.org_id();
+    tx.fetch_all(
+        sql(format!(
+            "SELECT {LEAD_COLUMNS} {FROM_LEADS} WHERE l.org_id = $1 AND l.archived_at IS NULL \
+             AND ($2 IS NULL OR l.pipeline_id = $2) AND ($3 IS NULL OR l.stage = $3) \
+             ORDER BY l.id LIMIT $4"
+        ))
+        .bind(&org_id)
+        .bind(pipeline_id)
+        .bind(stage)
+        .bind(limit),
+    )
+    .await
+}
+
 /// The active (not archived) lead holding an email, other than `except`.
 #[tracing::instrument(skip_all)]
 pub async fn find_active_by_email(

@@ -3,14 +3,13 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Kind;
 use super::store::{self, NotificationRow};
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult, Problem};
 use crate::http::json::{Json, Query};
-use crate::http::pagination::{PageQuery, decode_cursor, encode_cursor};
+use crate::http::pagination::{Page, PageQuery, time_cursor};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -82,37 +81,18 @@ pub async fn page(
     let user = person(ctx)?;
     let page = PageQuery {
         limit,
-        cursor: None,
+        cursor: cursor.map(str::to_owned),
     }
     .parse()?;
-    let before = match cursor.filter(|c| !c.is_empty()) {
-        None => None,
-        Some(cursor) => Some(
-            decode_cursor(cursor)
-                .as_deref()
-                .and_then(|key| match key {
-                    [at, id] => OffsetDateTime::parse(at, &Rfc3339)
-                        .ok()
-                        .map(|at| (at, id.clone())),
-                    _ => None,
-                })
-                .ok_or_else(|| AppError::field("cursor", "is not a cursor this server returned"))?,
-        ),
-    };
+    let before = page.after_time()?;
     let mut tx = state.db.tenant_read(&ctx.tenant).await?;
-    let mut rows = store::list(&mut tx, user, unread_only, before, page.fetch_limit()).await?;
+    let rows = store::list(&mut tx, user, unread_only, before, page.fetch_limit()).await?;
     let unread_count = store::unread_count(&mut tx, user).await?;
     tx.commit().await?;
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let next_cursor = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last()
-            .map(|n| encode_cursor(&[&n.created_at.format(&Rfc3339).unwrap_or_default(), &n.id]))
-    } else {
-        None
-    };
+    let Page { items, next_cursor } =
+        Page::from_rows(rows, &page, |n| time_cursor(n.created_at, &n.id));
     Ok(NotificationPage {
-        items: rows.into_iter().map(NotificationOut::from).collect(),
+        items: items.into_iter().map(NotificationOut::from).collect(),
         next_cursor,
         unread_count,
     })

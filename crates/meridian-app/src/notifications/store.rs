@@ -125,6 +125,23 @@ pub async fn list(
     tx.fetch_all(b.into_sql(text)).await
 }
 
+/// One of the person's notifications.
+pub async fn find(
+    tx: &mut TenantTx,
+    user: &str,
+    id: &str,
+) -> sqlx::Result<Option<NotificationRow>> {
+    let org_id = tx.org_id();
+    tx.fetch_optional(
+        sql("SELECT id, kind, entity_type, entity_id, title, body, link, actor_label, read_at, created_at \
+             FROM notifications WHERE org_id = $1 AND user_id = $2 AND id = $3")
+        .bind(&org_id)
+        .bind(user)
+        .bind(id),
+    )
+    .await
+}
+
 pub async fn unread_count(tx: &mut TenantTx, user: &str) -> sqlx::Result<i64> {
     let org_id = tx.org_id();
     tx.fetch_count(

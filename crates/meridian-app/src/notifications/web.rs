@@ -90,10 +90,8 @@ pub async fn open(State(state): State<AppState>, web: WebCtx, Path(id): Path<Str
     let user = api::person(&web.ctx)?.to_owned();
     api::mark_read(&state, &web.ctx, &id).await?;
     let mut tx = state.db.tenant_read(&web.ctx.tenant).await?;
-    let link = store::list(&mut tx, &user, false, None, 500)
+    let link = store::find(&mut tx, &user, &id)
         .await?
-        .into_iter()
-        .find(|n| n.id == id)
         .map(|n| n.link)
         .filter(|l| l.starts_with('/') && !l.starts_with("//"))
         .unwrap_or_else(|| "/notifications".to_owned());

@@ -11,8 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use meridian_core::{FieldError, Permission};
 use serde::Deserialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::NoticeQuery;
 use crate::email::sequences::{
@@ -22,7 +20,7 @@ use crate::email::sequences::{
 use crate::http::ctx::Ctx;
 use crate::http::error::AppError;
 use crate::http::json::Query;
-use crate::http::pagination::{decode_cursor, encode_cursor};
+use crate::http::pagination::{decode_time_cursor, encode_time_cursor};
 use crate::leads::api::display_number;
 use crate::leads::web::{form_pairs, form_value};
 use crate::orgs::web::ConfirmPage;
@@ -479,18 +477,11 @@ struct Editing<'a> {
 }
 
 fn parse_cursor(cursor: &str) -> Result<EnrollmentCursor, AppError> {
-    decode_cursor(cursor)
-        .and_then(|key| match key.as_slice() {
-            [at, id] => OffsetDateTime::parse(at, &Rfc3339)
-                .ok()
-                .map(|at| (at, id.clone())),
-            _ => None,
-        })
-        .ok_or_else(|| AppError::field("cursor", "is not a cursor this server returned"))
+    decode_time_cursor(cursor)
 }
 
 fn cursor_of(e: &EnrollmentRow) -> String {
-    encode_cursor(&[&e.created_at.format(&Rfc3339).unwrap_or_default(), &e.id])
+    encode_time_cursor(e.created_at, &e.id)
 }
 
 async fn editor_response(state: &AppState, web: &WebCtx, editing: Editing<'_>) -> WebResult {

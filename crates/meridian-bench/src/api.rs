@@ -197,17 +197,15 @@ async fn get(client: &reqwest::Client, url: &Arc<str>, auth: &HeaderValue) -> Op
 }
 
 /// What `GET /auth/me` runs against the database for an access token (`auth::service`'s
-/// `authenticate_access_token`): one statement reading the token with its principal, in a read
-/// scope (PostgreSQL: a read-only transaction whose first message also sets the token hash).
+/// `authenticate_access_token`): one statement, outside any transaction, reading the token with its
+/// principal (PostgreSQL: through `credential_access_token`, which sets the token hash itself).
 async fn me_floor(db: &Db, token: &str) -> Result<Tenant, String> {
     let hash = hash_secret(token);
-    let mut tx = db.credential_read(&hash).await.map_err(|e| e.to_string())?;
-    let row = auth_store::find_access_token(&mut tx, &hash)
+    let row = auth_store::find_access_token(db, &hash)
         .await
         .map_err(|e| e.to_string())?
         .filter(|row| row.expires_at > meridian_db::now())
         .ok_or("access token not found")?;
-    tx.commit().await.map_err(|e| e.to_string())?;
     if row.principal.role.is_empty() {
         return Err("empty role".to_owned());
     }

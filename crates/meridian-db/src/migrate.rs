@@ -39,6 +39,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_automations"),
     migration!(12, "0012_notifications"),
     migration!(13, "0013_lead_watchers"),
+    migration!(14, "0014_credential_functions"),
+    migration!(15, "0015_import_search_backlog"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -140,7 +140,7 @@ fn pg_times(v: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
     v
 }
 
-fn sqlite_query_as<O>(q: Sql) -> sqlx::query::QueryAs<'static, Sqlite, O, SqliteArgs>
+pub(crate) fn sqlite_query_as<O>(q: Sql) -> sqlx::query::QueryAs<'static, Sqlite, O, SqliteArgs>
 where
     O: for<'r> FromRow<'r, SqliteRow>,
 {
@@ -151,7 +151,7 @@ where
     )
 }
 
-fn pg_query_as<O>(q: Sql) -> sqlx::query::QueryAs<'static, Postgres, O, PgArgs>
+pub(crate) fn pg_query_as<O>(q: Sql) -> sqlx::query::QueryAs<'static, Postgres, O, PgArgs>
 where
     O: for<'r> FromRow<'r, PgRow>,
 {

@@ -152,11 +152,9 @@ async fn authenticate_session(
     client: ClientInfo,
 ) -> AppResult<Ctx> {
     let hash = hash_secret(secret);
-    let mut tx = state.db.credential_read(&hash).await?;
-    let session = store::find_session(&mut tx, &hash)
+    let session = store::find_session(&state.db, &hash)
         .await?
         .ok_or(AppError::Unauthorized(BAD_CREDENTIALS))?;
-    tx.commit().await?;
     let now = meridian_db::now();
     let idle = std_to_time(state.config.session_idle_timeout);
     if session.absolute_expires_at <= now || session.last_seen_at + idle <= now {
@@ -189,12 +187,10 @@ async fn authenticate_access_token(
     client: ClientInfo,
 ) -> AppResult<Ctx> {
     let hash = hash_secret(token);
-    let mut tx = state.db.credential_read(&hash).await?;
-    let row = store::find_access_token(&mut tx, &hash)
+    let row = store::find_access_token(&state.db, &hash)
         .await?
         .filter(|row| row.expires_at > meridian_db::now())
         .ok_or(AppError::Unauthorized(BAD_CREDENTIALS))?;
-    tx.commit().await?;
     let credential = Credential::AccessToken {
         family_id: row.family_id,
     };

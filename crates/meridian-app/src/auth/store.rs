@@ -1,6 +1,6 @@
 //! SQL for identities and credentials: users (global), sessions, access and refresh tokens.
 
-use meridian_db::{GlobalTx, TenantTx, Tx, sql};
+use meridian_db::{Db, GlobalTx, TenantTx, Tx, sql};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -185,15 +185,14 @@ pub async fn insert_session(tx: &mut TenantTx, s: NewSession<'_>) -> sqlx::Resul
 
 /// Reads a session by its token hash (in a `Db::credential_lookup` transaction).
 #[tracing::instrument(skip_all)]
-pub async fn find_session(tx: &mut GlobalTx, token_hash: &str) -> sqlx::Result<Option<SessionRow>> {
-    tx.fetch_optional(
-        sql(
-            "SELECT s.org_id, s.id, s.user_id, s.last_seen_at, s.absolute_expires_at, s.role, \
-             u.email, u.name, o.name AS org_name FROM sessions s \
-             JOIN users u ON u.id = s.user_id JOIN organizations o ON o.id = s.org_id \
-             WHERE s.token_hash = $1",
-        )
-        .bind(token_hash),
+pub async fn find_session(db: &Db, token_hash: &str) -> sqlx::Result<Option<SessionRow>> {
+    db.find_credential(
+        token_hash,
+        "SELECT s.org_id, s.id, s.user_id, s.last_seen_at, s.absolute_expires_at, s.role, \
+         u.email, u.name, o.name AS org_name FROM sessions s \
+         JOIN users u ON u.id = s.user_id JOIN organizations o ON o.id = s.org_id \
+         WHERE s.token_hash = $1",
+        "credential_session",
     )
     .await
 }
@@ -308,18 +307,14 @@ pub async fn insert_token(
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn find_access_token(
-    tx: &mut GlobalTx,
-    token_hash: &str,
-) -> sqlx::Result<Option<AccessTokenRow>> {
-    tx.fetch_optional(
-        sql(
-            "SELECT t.org_id, t.family_id, t.user_id, t.expires_at, t.role, u.email, u.name, \
-             o.name AS org_name FROM access_tokens t \
-             JOIN users u ON u.id = t.user_id JOIN organizations o ON o.id = t.org_id \
-             WHERE t.token_hash = $1",
-        )
-        .bind(token_hash),
+pub async fn find_access_token(db: &Db, token_hash: &str) -> sqlx::Result<Option<AccessTokenRow>> {
+    db.find_credential(
+        token_hash,
+        "SELECT t.org_id, t.family_id, t.user_id, t.expires_at, t.role, u.email, u.name, \
+         o.name AS org_name FROM access_tokens t \
+         JOIN users u ON u.id = t.user_id JOIN organizations o ON o.id = t.org_id \
+         WHERE t.token_hash = $1",
+        "credential_access_token",
     )
     .await
 }

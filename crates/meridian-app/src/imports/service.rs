@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use meridian_core::Permission;
 use meridian_core::crm::{ActivityKind, Picklist};
-use meridian_db::{Db, Tenant, TenantTx};
+use meridian_db::{Db, Engine, Tenant, TenantTx};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -24,7 +24,9 @@ use super::plan::{OnDuplicate, Planner, Prepared, Problem, Rules, prepare};
 use super::store::{self, ActivityInsert, Counts, ErrorRow, ImportRow, LeadInsert, NewImport};
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult};
-use crate::leads::store::{index_for_search, org_region, reserve_numbers, search_text};
+use crate::leads::store::{
+    index_committed_for_search, index_for_search, org_region, reserve_numbers, search_text,
+};
 use crate::pipelines::store::{self as pipelines, Pipeline};
 
 /// Problems returned with a dry run's report; errors.csv has all of them.
@@ -441,7 +443,12 @@ pub enum RunEnd {
 }
 
 enum ChunkOutcome {
-    Applied(Counts),
+    /// Committed; `search_pending` names the created leads whose search words are still to be
+    /// written (by [`write_search_words`]), when the chunk left them out.
+    Applied {
+        counts: Counts,
+        search_pending: Option<(i64, i64)>,
+    },
     Lost,
 }
 
@@ -458,8 +465,14 @@ struct Commit<'a> {
 
 impl Commit<'_> {
     /// Applies one chunk in one transaction: the checkpoint first (it locks the import), then
-    /// the duplicate lookup, the writes and the counts.
-    async fn apply(&self, seq: i64, prepared: Vec<Prepared>) -> Result<ChunkOutcome, sqlx::Error> {
+    /// the duplicate lookup, the writes and the counts. With `defer_search` the created leads'
+    /// search words are only recorded as pending (migration 0015), for [`write_search_words`].
+    async fn apply(
+        &self,
+        seq: i64,
+        prepared: Vec<Prepared>,
+        defer_search: bool,
+    ) -> Result<ChunkOutcome, sqlx::Error> {
         let Commit {
             db,
             run,
@@ -479,6 +492,7 @@ impl Commit<'_> {
         let stored = store::active_by_keys(&mut tx, &emails, &phones).await?;
         let plan = Planner::commit().plan(rules, prepared, stored);
         let now = meridian_db::now();
+        let mut search_pending = None;
         if !plan.creates.is_empty() {
             let first = reserve_numbers(&mut tx, plan.created()).await?;
             let leads = plan
@@ -501,7 +515,13 @@ impl Commit<'_> {
                 leads,
             )
             .await?;
-            index_for_search(&mut tx, first, first + plan.created() - 1).await?;
+            let last = first + plan.created() - 1;
+            if defer_search {
+                store::set_search_pending(&mut tx, &run.import_id, seq, first, last).await?;
+                search_pending = Some((first, last));
+            } else {
+                index_for_search(&mut tx, first, last).await?;
+            }
             let events = plan
                 .creates
                 .iter()
@@ -588,7 +608,74 @@ impl Commit<'_> {
             .await?;
         }
         tx.commit().await?;
-        Ok(ChunkOutcome::Applied(counts))
+        Ok(ChunkOutcome::Applied {
+            counts,
+            search_pending,
+        })
+    }
+}
+
+/// Writes the search words of chunk `seq`'s created leads (`first..=last`) and clears the
+/// chunk's pending mark, in one transaction.
+async fn write_search_words(
+    db: Db,
+    tenant: Tenant,
+    import_id: String,
+    (seq, first, last): (i64, i64, i64),
+) -> sqlx::Result<()> {
+    let mut keep_existing = false;
+    loop {
+        let mut tx = db.tenant(&tenant).await?;
+        match index_committed_for_search(&mut tx, first, last, keep_existing).await {
+            // Someone edited one of these leads first, and its trigger wrote its words.
+            Err(error) if !keep_existing && meridian_db::unique_violation(&error).is_some() => {
+                keep_existing = true;
+                continue;
+            }
+            result => result?,
+        }
+        store::clear_search_pending(&mut tx, &import_id, seq).await?;
+        return tx.commit().await;
+    }
+}
+
+/// Writes the search words a runner that stopped left pending (see migration 0015).
+async fn drain_search_pending(db: &Db, tenant: &Tenant, import_id: &str) -> sqlx::Result<()> {
+    let mut tx = db.tenant_read(tenant).await?;
+    let pending = store::search_pending(&mut tx, import_id).await?;
+    tx.commit().await?;
+    for chunk in pending {
+        write_search_words(db.clone(), tenant.clone(), import_id.to_owned(), chunk).await?;
+    }
+    Ok(())
+}
+
+/// The search words being written on a second connection while the next chunk is applied
+/// (PostgreSQL): at most one chunk's at a time.
+#[derive(Default)]
+struct SearchWords {
+    writing: Option<(i64, JoinHandle<sqlx::Result<()>>)>,
+}
+
+impl SearchWords {
+    fn start(&mut self, db: &Db, run: &Run, seq: i64, (first, last): (i64, i64)) {
+        let task = tokio::spawn(write_search_words(
+            db.clone(),
+            run.tenant.clone(),
+            run.import_id.clone(),
+            (seq, first, last),
+        ));
+        self.writing = Some((seq, task));
+    }
+
+    /// Waits for the words being written; an error names the chunk (its words stay pending, so
+    /// the next runner writes them).
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        let Some((seq, task)) = self.writing.take() else {
+            return Ok(());
+        };
+        task.await?
+            .map_err(|e| anyhow::anyhow!("search words of chunk {} failed: {e}", seq + 1))
     }
 }
 
@@ -608,6 +695,9 @@ pub async fn run(
         tx.commit().await?;
         return Ok(RunEnd::Lost);
     }
+    tx.commit().await?;
+    drain_search_pending(db, &run.tenant, &run.import_id).await?;
+    let mut tx = db.tenant_read(&run.tenant).await?;
     let on_duplicate = import
         .on_duplicate
         .as_deref()
@@ -656,9 +746,19 @@ pub async fn run(
     };
     progress(state);
     let mut next = None;
+    // On PostgreSQL a chunk's search words are written on a second connection while the next
+    // chunk is applied. Not for the last chunk (the import completes with every word written),
+    // nor when rows may update leads: an update's trigger must see the words it replaces.
+    let overlap_search = db.engine() == Engine::Postgres && on_duplicate != OnDuplicate::Update;
+    let mut words = SearchWords::default();
     for (done, seq) in (0_u64..).zip(import.next_chunk..import.chunk_count) {
         if max_chunks.is_some_and(|max| done >= max) {
+            words.finish().await?;
             return Ok(RunEnd::Paused);
+        }
+        let defer_search = overlap_search && seq + 1 < import.chunk_count;
+        if !defer_search {
+            words.finish().await?;
         }
         let mut tries = 0;
         let mut current = next.take();
@@ -674,9 +774,21 @@ pub async fn run(
             {
                 next = Some(prefetch(db, &run.tenant, &rules, &run.import_id, seq + 1));
             }
-            match commit.apply(seq, prepared).await {
-                Ok(ChunkOutcome::Applied(counts)) => break counts,
-                Ok(ChunkOutcome::Lost) => return Ok(RunEnd::Lost),
+            match commit.apply(seq, prepared, defer_search).await {
+                Ok(ChunkOutcome::Applied {
+                    counts,
+                    search_pending,
+                }) => {
+                    if let Some(range) = search_pending {
+                        words.finish().await?;
+                        words.start(db, run, seq, range);
+                    }
+                    break counts;
+                }
+                Ok(ChunkOutcome::Lost) => {
+                    words.finish().await?;
+                    return Ok(RunEnd::Lost);
+                }
                 // Someone else created a lead with one of these emails between our lookup and
                 // our insert (PostgreSQL lets both transactions run): read again and retry.
                 Err(error)
@@ -685,6 +797,9 @@ pub async fn run(
                     tracing::info!(import = %run.import_id, seq, "chunk raced another writer; retrying");
                 }
                 Err(error) => {
+                    // The words already being written belong to a committed chunk: let them
+                    // land (or stay pending for the next runner) before reporting.
+                    let _ = words.finish().await;
                     let message = format!(
                         "chunk {} of {} failed: {error}",
                         seq + 1,
@@ -739,6 +854,8 @@ pub async fn resume_stale(db: &Db, stale_after: Duration) -> anyhow::Result<Vec<
         for (id, old_lease, attempts) in store::stale(&mut tx, cutoff).await? {
             if attempts >= MAX_ATTEMPTS {
                 tracing::warn!(import = %id, attempts, "giving up on an import");
+                // The chunks it applied stay: make their leads searchable.
+                drain_search_pending(db, &tenant, &id).await?;
                 store::fail(
                     &mut tx,
                     &id,

@@ -559,6 +559,71 @@ pub async fn advance(tx: &mut TenantTx, id: &str, lease: &str, seq: i64) -> sqlx
     .await
 }
 
+/// Records that chunk `seq` created leads `first..=last` whose search words are still to be
+/// written (migration 0015), in the chunk's transaction.
+#[tracing::instrument(skip_all)]
+pub async fn set_search_pending(
+    tx: &mut TenantTx,
+    import_id: &str,
+    seq: i64,
+    first: i64,
+    last: i64,
+) -> sqlx::Result<()> {
+    let org_id = tx.org_id();
+    tx.execute(
+        sql(
+            "UPDATE import_chunks SET search_pending_from = $4, search_pending_to = $5 \
+             WHERE org_id = $1 AND import_id = $2 AND seq = $3",
+        )
+        .bind(&org_id)
+        .bind(import_id)
+        .bind(seq)
+        .bind(first)
+        .bind(last),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Marks chunk `seq`'s search words written, in the transaction that wrote them.
+#[tracing::instrument(skip_all)]
+pub async fn clear_search_pending(
+    tx: &mut TenantTx,
+    import_id: &str,
+    seq: i64,
+) -> sqlx::Result<()> {
+    let org_id = tx.org_id();
+    tx.execute(
+        sql(
+            "UPDATE import_chunks SET search_pending_from = NULL, search_pending_to = NULL \
+             WHERE org_id = $1 AND import_id = $2 AND seq = $3",
+        )
+        .bind(&org_id)
+        .bind(import_id)
+        .bind(seq),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Chunks of an import whose leads still wait for their search words: (seq, first, last).
+#[tracing::instrument(skip_all)]
+pub async fn search_pending(
+    tx: &mut TenantTx,
+    import_id: &str,
+) -> sqlx::Result<Vec<(i64, i64, i64)>> {
+    let org_id = tx.org_id();
+    tx.fetch_all(
+        sql(
+            "SELECT seq, search_pending_from, search_pending_to FROM import_chunks \
+             WHERE org_id = $1 AND import_id = $2 AND search_pending_from IS NOT NULL ORDER BY seq",
+        )
+        .bind(&org_id)
+        .bind(import_id),
+    )
+    .await
+}
+
 pub struct Counts {
     pub rows: i64,
     pub created: i64,

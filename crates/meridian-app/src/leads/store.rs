@@ -232,6 +232,46 @@ pub async fn index_for_search(tx: &mut TenantTx, first: i64, last: i64) -> sqlx:
         .map(|_| ())
 }
 
+/// Adds leads (numbers `first..=last`) that earlier transactions inserted to full-text search,
+/// as [`index_for_search`] does, for an import that writes its words separately (see migration
+/// 0015). The rows are locked for share, so an edit of one of them waits for its words and its
+/// trigger then replaces them. An edit that came first already wrote its words: the insert then
+/// fails as a unique violation, and the caller repeats it with `keep_existing`, which skips
+/// words already there (`ON CONFLICT DO NOTHING` doubles the cost, so it is not the default).
+/// PostgreSQL only in practice: SQLite imports index inside the chunk.
+#[tracing::instrument(skip_all)]
+pub async fn index_committed_for_search(
+    tx: &mut TenantTx,
+    first: i64,
+    last: i64,
+    keep_existing: bool,
+) -> sqlx::Result<()> {
+    if tx.engine() == Engine::Sqlite {
+        return index_for_search(tx, first, last).await;
+    }
+    let org_id = tx.org_id();
+    let on_conflict = if keep_existing {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    tx.execute(
+        sql(format!(
+            "WITH batch AS (SELECT org_id, id, search_text FROM leads \
+               WHERE org_id = $1 AND number BETWEEN $2 AND $3 FOR SHARE) \
+             INSERT INTO lead_search_terms (org_id, term, lead_id) \
+             SELECT DISTINCT b.org_id, w.word, b.id \
+             FROM batch b, unnest(string_to_array(b.search_text, ' ')) AS w(word) \
+             WHERE w.word <> ''{on_conflict}"
+        ))
+        .bind(&org_id)
+        .bind(first)
+        .bind(last),
+    )
+    .await
+    .map(|_| ())
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn find(tx: &mut TenantTx, id: &str) -> sqlx::Result<Option<LeadRow>> {
     let org_id = tx.org_id();

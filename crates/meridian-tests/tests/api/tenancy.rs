@@ -950,6 +950,56 @@ async fn postgres_catalog_enforces_row_level_security() {
     );
 }
 
+/// The one-statement credential lookups (migration 0014) run as the app role under row-level
+/// security: they return the row whose hash they are given and nothing else, and the hash they
+/// set does not outlive their statement on the pooled connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_credential_functions_see_only_the_named_token() {
+    let app = spawn_app(Engine::Postgres).await;
+    let a = app.create_org("Acme Growth", "ada@acme.test").await;
+    let b = app.create_org("Bright Leads", "bo@bright.test").await;
+    let meridian_db::Db::Postgres(pool) = &app.db else {
+        panic!("postgres")
+    };
+    let mut conn = pool.acquire().await.expect("connection");
+    let hash = meridian_app::auth::tokens::hash_secret(&a.access);
+    let found: Vec<(String, String)> =
+        sqlx::query_as("SELECT org_id, user_id FROM credential_access_token($1)")
+            .bind(&hash)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("lookup");
+    assert_eq!(found, vec![(a.org_id.clone(), a.user_id.clone())]);
+    for function in ["credential_access_token", "credential_session"] {
+        let (none,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {function}($1)"
+        )))
+        .bind(meridian_app::auth::tokens::hash_secret("not-a-token"))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("lookup");
+        assert_eq!(none, 0, "{function} found a row for an unknown hash");
+    }
+    for table in ["access_tokens", "sessions", "refresh_tokens"] {
+        let (visible,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await
+                .expect("count");
+        assert_eq!(
+            visible, 0,
+            "{table}: the lookup's token hash outlived its statement"
+        );
+    }
+    // The other organization's token is found by its own hash only, as before.
+    let (org,): (String,) = sqlx::query_as("SELECT org_id FROM credential_access_token($1)")
+        .bind(meridian_app::auth::tokens::hash_secret(&b.access))
+        .fetch_one(&mut *conn)
+        .await
+        .expect("lookup");
+    assert_eq!(org, b.org_id);
+}
+
 /// Row-level security holds even for a query that forgets its org_id predicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rls_hides_other_tenants_without_predicates() {

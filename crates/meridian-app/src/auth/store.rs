@@ -183,7 +183,7 @@ pub async fn insert_session(tx: &mut TenantTx, s: NewSession<'_>) -> sqlx::Resul
     Ok(id)
 }
 
-/// Reads a session by its token hash (in a `Db::credential_lookup` transaction).
+/// Reads a session by its token hash, in one statement (see `Db::find_credential`).
 #[tracing::instrument(skip_all)]
 pub async fn find_session(db: &Db, token_hash: &str) -> sqlx::Result<Option<SessionRow>> {
     db.find_credential(

@@ -668,15 +668,35 @@ impl SearchWords {
         self.writing = Some((seq, task));
     }
 
-    /// Waits for the words being written; an error names the chunk (its words stay pending, so
-    /// the next runner writes them).
-    async fn finish(&mut self) -> anyhow::Result<()> {
+    /// Waits for the words being written. A failure is noted on the import like a chunk's (the
+    /// words stay pending, so the next runner writes them).
+    async fn finish(&mut self, db: &Db, run: &Run) -> anyhow::Result<()> {
         let Some((seq, task)) = self.writing.take() else {
             return Ok(());
         };
-        task.await?
-            .map_err(|e| anyhow::anyhow!("search words of chunk {} failed: {e}", seq + 1))
+        let failure = match task.await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
+        };
+        Err(stop_with(
+            db,
+            run,
+            format!("search words of chunk {} failed: {failure}", seq + 1),
+        )
+        .await)
     }
+}
+
+/// Notes why a run stopped on the import (shown with its progress) and returns it as the error.
+async fn stop_with(db: &Db, run: &Run, message: String) -> anyhow::Error {
+    if let Ok(mut tx) = db.tenant(&run.tenant).await {
+        let noted = store::note_error(&mut tx, &run.import_id, &run.lease, &message).await;
+        if noted.is_ok() {
+            let _ = tx.commit().await;
+        }
+    }
+    anyhow::anyhow!(message)
 }
 
 /// Commits an import's remaining chunks (at most `max_chunks` of them) under `run`'s lease,
@@ -753,12 +773,12 @@ pub async fn run(
     let mut words = SearchWords::default();
     for (done, seq) in (0_u64..).zip(import.next_chunk..import.chunk_count) {
         if max_chunks.is_some_and(|max| done >= max) {
-            words.finish().await?;
+            words.finish(db, run).await?;
             return Ok(RunEnd::Paused);
         }
         let defer_search = overlap_search && seq + 1 < import.chunk_count;
         if !defer_search {
-            words.finish().await?;
+            words.finish(db, run).await?;
         }
         let mut tries = 0;
         let mut current = next.take();
@@ -780,13 +800,13 @@ pub async fn run(
                     search_pending,
                 }) => {
                     if let Some(range) = search_pending {
-                        words.finish().await?;
+                        words.finish(db, run).await?;
                         words.start(db, run, seq, range);
                     }
                     break counts;
                 }
                 Ok(ChunkOutcome::Lost) => {
-                    words.finish().await?;
+                    words.finish(db, run).await?;
                     return Ok(RunEnd::Lost);
                 }
                 // Someone else created a lead with one of these emails between our lookup and
@@ -799,20 +819,13 @@ pub async fn run(
                 Err(error) => {
                     // The words already being written belong to a committed chunk: let them
                     // land (or stay pending for the next runner) before reporting.
-                    let _ = words.finish().await;
+                    let _ = words.finish(db, run).await;
                     let message = format!(
                         "chunk {} of {} failed: {error}",
                         seq + 1,
                         import.chunk_count
                     );
-                    if let Ok(mut tx) = db.tenant(&run.tenant).await {
-                        let noted =
-                            store::note_error(&mut tx, &run.import_id, &run.lease, &message).await;
-                        if noted.is_ok() {
-                            let _ = tx.commit().await;
-                        }
-                    }
-                    return Err(anyhow::anyhow!(message));
+                    return Err(stop_with(db, run, message).await);
                 }
             }
         };

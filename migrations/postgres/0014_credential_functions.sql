@@ -40,3 +40,17 @@ BEGIN
         WHERE s.token_hash = token;
 END
 $$;
+
+CREATE FUNCTION credential_api_key(token text)
+RETURNS TABLE (org_id text, id text, name text, role text, expires_at timestamptz,
+               revoked_at timestamptz, last_used_at timestamptz, org_name text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    PERFORM set_config('app.token_hash', token, true);
+    RETURN QUERY
+        SELECT k.org_id, k.id, k.name, k.role, k.expires_at, k.revoked_at, k.last_used_at, o.name
+        FROM api_keys k JOIN organizations o ON o.id = k.org_id
+        WHERE k.token_hash = token;
+END
+$$;

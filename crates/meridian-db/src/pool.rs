@@ -216,7 +216,7 @@ impl Db {
         Ok(GlobalTx(self.begin_scoped(access, rls).await?))
     }
 
-    /// Reads the credential row (a session, an access token) whose token hash is given, in one
+    /// Reads the credential row (a session, access token or API key) whose token hash is given, in one
     /// statement outside any transaction: authenticating a request costs one round trip.
     /// PostgreSQL calls `pg_function`, a function of migration 0014 that sets `app.token_hash`
     /// for its own statement and selects under row-level security; SQLite, which has no

@@ -17,15 +17,13 @@ const LAST_USED_GRANULARITY: Duration = Duration::minutes(1);
 pub async fn authenticate(state: &AppState, token: &str, client: ClientInfo) -> AppResult<Ctx> {
     let invalid = AppError::Unauthorized("The API key is invalid, expired or revoked.");
     let hash = hash_secret(token);
-    let mut tx = state.db.credential_read(&hash).await?;
     let now = meridian_db::now();
-    let Some(key) = store::find_credential(&mut tx, &hash).await? else {
+    let Some(key) = store::find_credential(&state.db, &hash).await? else {
         return Err(invalid);
     };
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|at| at <= now) {
         return Err(invalid);
     }
-    tx.commit().await?;
     let tenant = Tenant::for_verified_credentials(&key.org_id, None);
     if key
         .last_used_at

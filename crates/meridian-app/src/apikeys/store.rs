@@ -1,4 +1,4 @@
-use meridian_db::{GlobalTx, TenantTx, sql};
+use meridian_db::{Db, TenantTx, sql};
 use time::OffsetDateTime;
 
 use crate::http::pagination::PageRequest;
@@ -103,19 +103,15 @@ pub async fn revoke(tx: &mut TenantTx, id: &str) -> sqlx::Result<()> {
     .map(|_| ())
 }
 
-/// Reads a key by its hash (in a `Db::credential_read` transaction).
+/// Reads a key by its hash, in one statement (see `Db::find_credential`).
 #[tracing::instrument(skip_all)]
-pub async fn find_credential(
-    tx: &mut GlobalTx,
-    token_hash: &str,
-) -> sqlx::Result<Option<ApiKeyCredential>> {
-    tx.fetch_optional(
-        sql(
-            "SELECT k.org_id, k.id, k.name, k.role, k.expires_at, k.revoked_at, k.last_used_at, \
-             o.name AS org_name FROM api_keys k JOIN organizations o ON o.id = k.org_id \
-             WHERE k.token_hash = $1",
-        )
-        .bind(token_hash),
+pub async fn find_credential(db: &Db, token_hash: &str) -> sqlx::Result<Option<ApiKeyCredential>> {
+    db.find_credential(
+        token_hash,
+        "SELECT k.org_id, k.id, k.name, k.role, k.expires_at, k.revoked_at, k.last_used_at, \
+         o.name AS org_name FROM api_keys k JOIN organizations o ON o.id = k.org_id \
+         WHERE k.token_hash = $1",
+        "credential_api_key",
     )
     .await
 }

@@ -970,7 +970,11 @@ async fn postgres_credential_functions_see_only_the_named_token() {
             .await
             .expect("lookup");
     assert_eq!(found, vec![(a.org_id.clone(), a.user_id.clone())]);
-    for function in ["credential_access_token", "credential_session"] {
+    for function in [
+        "credential_access_token",
+        "credential_session",
+        "credential_api_key",
+    ] {
         let (none,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM {function}($1)"
         )))
@@ -980,7 +984,7 @@ async fn postgres_credential_functions_see_only_the_named_token() {
         .expect("lookup");
         assert_eq!(none, 0, "{function} found a row for an unknown hash");
     }
-    for table in ["access_tokens", "sessions", "refresh_tokens"] {
+    for table in ["access_tokens", "sessions", "refresh_tokens", "api_keys"] {
         let (visible,): (i64,) =
             sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                 .fetch_one(&mut *conn)

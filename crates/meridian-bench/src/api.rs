@@ -9,11 +9,9 @@ use meridian_app::auth::store as auth_store;
 use meridian_app::auth::tokens::hash_secret;
 use meridian_app::http::pagination::{DEFAULT_LIMIT, PageRequest};
 use meridian_app::orgs::store as orgs_store;
-use meridian_db::{Db, Engine, Tenant};
+use meridian_db::{Db, Engine, Pools, Tenant};
 use meridian_tests::{PASSWORD, TestApp};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::SqlitePoolOptions;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -96,44 +94,15 @@ struct Server {
 }
 
 fn pool_size(db: &Db) -> u32 {
-    match db {
-        Db::Sqlite(pool) => pool.options().get_max_connections(),
-        Db::Postgres(pool) => pool.options().get_max_connections(),
-    }
+    db.size()
 }
 
 /// Whether a pool pings every connection it hands out (sqlx's `test_before_acquire`).
 fn pings_on_acquire(db: &Db) -> bool {
-    match db {
-        Db::Sqlite(pool) => pool.options().get_test_before_acquire(),
-        Db::Postgres(pool) => pool.options().get_test_before_acquire(),
+    match db.pools() {
+        Pools::Sqlite(pool) => pool.options().get_test_before_acquire(),
+        Pools::Postgres(pool) => pool.options().get_test_before_acquire(),
     }
-}
-
-/// A pool on the app's database with the app's connection settings (`Db::connect`'s), except
-/// for its size and whether it pings connections on acquire.
-async fn pool_like(app_db: &Db, size: u32, ping: bool) -> anyhow::Result<Db> {
-    let timeout = Duration::from_secs(10);
-    Ok(match app_db {
-        Db::Sqlite(pool) => Db::Sqlite(
-            SqlitePoolOptions::new()
-                .max_connections(size)
-                .acquire_timeout(timeout)
-                .test_before_acquire(ping)
-                .connect_with((*pool.connect_options()).clone())
-                .await
-                .context("connecting the benchmark pool")?,
-        ),
-        Db::Postgres(pool) => Db::Postgres(
-            PgPoolOptions::new()
-                .max_connections(size)
-                .acquire_timeout(timeout)
-                .test_before_acquire(ping)
-                .connect_with((*pool.connect_options()).clone())
-                .await
-                .context("connecting the benchmark pool")?,
-        ),
-    })
 }
 
 /// The harness's app, or, when the pool is to differ from the harness's, a second app on the
@@ -149,7 +118,11 @@ async fn server(app: &TestApp, size: Option<u32>, ping: bool) -> anyhow::Result<
         });
     }
     let size = size.unwrap_or_else(|| pool_size(&app.db));
-    let db = pool_like(&app.db, size, ping).await?;
+    let db = app
+        .db
+        .sibling(size, ping)
+        .await
+        .context("connecting the benchmark pool")?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = app.state.config.clone();
@@ -314,8 +287,8 @@ type PgPrincipal = (String, String, String, bool, String, String, String);
 /// connection acquired from the app's pool (so a pool that pings on acquire still pings).
 async fn batched_floor(db: &Db, token: &str, members: Option<usize>) -> OpResult {
     let hash = hash_secret(token);
-    let listed = match db {
-        Db::Sqlite(pool) => {
+    let listed = match db.pools() {
+        Pools::Sqlite(pool) => {
             let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
             let (org_id, _user_id, expires_at, role, disabled, ..): PrincipalByToken =
                 sqlx::query_as(SQLITE_PRINCIPAL_BY_TOKEN)
@@ -338,7 +311,7 @@ async fn batched_floor(db: &Db, token: &str, members: Option<usize>) -> OpResult
                     .len(),
             }
         }
-        Db::Postgres(pool) => {
+        Pools::Postgres(pool) => {
             let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
             match members {
                 None => {

@@ -36,7 +36,7 @@ use meridian_app::leads::input::{self, LeadInput};
 use meridian_app::leads::store::{
     FIELD_COLUMNS, LeadFields, org_region, reserve_numbers, search_text,
 };
-use meridian_db::{Arg, Db, Engine, Tenant, sql};
+use meridian_db::{Arg, Engine, Pools, Tenant, sql};
 use meridian_tests::{Admin, TestApp, Tokens};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -632,18 +632,18 @@ async fn load_floor(app: &TestApp, owner: &Tokens, parts: &[Vec<u8>]) -> anyhow:
 /// Fresh statistics and a checkpoint between timed steps, so one step's leftovers (dirty pages,
 /// a long WAL, autovacuum's work) are not paid by the next.
 async fn settle(app: &TestApp) -> anyhow::Result<()> {
-    match (&app.admin, &app.db) {
+    match (&app.admin, &app.db.pools()) {
         (Admin::Postgres(pool), _) => {
             sqlx::query("VACUUM ANALYZE").execute(pool).await?;
             sqlx::query("CHECKPOINT").execute(pool).await?;
         }
-        (Admin::Sqlite(_), Db::Sqlite(pool)) => {
+        (Admin::Sqlite(_), Pools::Sqlite(pool)) => {
             sqlx::query("ANALYZE").execute(pool).await?;
             sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(pool)
                 .await?;
         }
-        (Admin::Sqlite(_), Db::Postgres(_)) => bail!("a SQLite admin over a PostgreSQL pool"),
+        (Admin::Sqlite(_), Pools::Postgres(_)) => bail!("a SQLite admin over a PostgreSQL pool"),
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use meridian_app::jobs::runner::RunnerReport;
 use meridian_app::jobs::{self, JobError, Registry, Runner, RunnerConfig};
 use meridian_db::jobs::{self as store, JobCount, NewJob, Scope};
-use meridian_db::{Db, Engine, Tenant};
+use meridian_db::{Db, Engine, Pools, Tenant};
 use meridian_tests::{Admin, TestApp};
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -204,10 +204,10 @@ async fn reset(app: &TestApp) -> anyhow::Result<()> {
             let mut tx = db.global().await?;
             tx.execute(meridian_db::sql("DELETE FROM jobs")).await?;
             tx.commit().await?;
-            if let Db::Sqlite(pool) = db {
-                sqlx::query("ANALYZE").execute(pool).await?;
+            if let Pools::Sqlite(pool) = db.pools() {
+                sqlx::query("ANALYZE").execute(&pool).await?;
                 sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(pool)
+                    .execute(&pool)
                     .await?;
             }
         }

@@ -6,12 +6,13 @@
 //! tenant's organization into PostgreSQL's row-level security settings before any query runs.
 
 pub mod jobs;
+mod lease;
 mod migrate;
 mod pool;
 mod tx;
 
 pub use migrate::{MigrationStatus, Migrator};
-pub use pool::{ConnectOptions, Db, Engine};
+pub use pool::{ConnectOptions, Db, Engine, POOL_RESERVE, Pools};
 pub use tx::{Arg, GlobalTx, IntoArg, Record, Sql, Tenant, TenantTx, Tx, sql};
 
 pub use sqlx::Error as SqlError;

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::pool::{Db, Engine};
+use crate::pool::{Db, Engine, Pools};
 use crate::tx::sql;
 
 struct Migration {
@@ -96,8 +96,8 @@ impl Migrator {
     /// Reads which migrations are applied. A database with no migrations table has none.
     #[tracing::instrument(skip_all)]
     pub async fn status(db: &Db) -> Result<MigrationStatus, sqlx::Error> {
-        let applied: Vec<(i64, String)> = match db {
-            Db::Sqlite(pool) => {
+        let applied: Vec<(i64, String)> = match &db.pools() {
+            Pools::Sqlite(pool) => {
                 let exists: Option<(String,)> = sqlx::query_as(
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
                 )
@@ -111,7 +111,7 @@ impl Migrator {
                         .await?
                 }
             }
-            Db::Postgres(pool) => {
+            Pools::Postgres(pool) => {
                 let exists: Option<(String,)> = sqlx::query_as(
                     "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
                      AND tablename = 'schema_migrations'",

@@ -1,13 +1,16 @@
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
-use crate::tx::{GlobalTx, Record, Tenant, TenantTx, Tx, pg_query_as, sql, sqlite_query_as};
+use crate::lease::{self, Warm};
+use crate::tx::{GlobalTx, Leased, Record, Tenant, TenantTx, Tx, sql};
 
 /// The row-level security settings a PostgreSQL transaction starts with.
 #[derive(Debug, Default, Clone, Copy)]
@@ -92,17 +95,45 @@ const SQLITE_CACHE_KIB: u64 = 64 * 1024;
 /// copies each of them back once per checkpoint instead of once per commit or two.
 const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
-/// A connection pool on one of the two engines. Cheap to clone.
+/// The database on one of the two engines: sqlx's pool, with the connections between
+/// transactions kept warm (see `lease.rs`). Cheap to clone.
+#[derive(Clone)]
+pub struct Db(Engines);
+
+#[derive(Clone)]
+enum Engines {
+    Sqlite(Arc<Warm<Sqlite>>),
+    Postgres(Arc<Warm<Postgres>>),
+}
+
+/// sqlx's pool under a [`Db`], for the few callers that need it directly (the PostgreSQL job
+/// listener, migration status, tests and benchmarks). It has [`POOL_RESERVE`] connections more
+/// than the `Db`'s size for them.
 #[derive(Clone, Debug)]
-pub enum Db {
+pub enum Pools {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+}
+
+/// Connections sqlx's pool may open beyond a [`Db`]'s size, for its direct callers.
+pub const POOL_RESERVE: u32 = lease::RESERVE;
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("engine", &self.engine())
+            .field("size", &self.size())
+            .finish()
+    }
 }
 
 impl Db {
     #[tracing::instrument(skip_all, fields(engine))]
     pub async fn connect(options: &ConnectOptions) -> Result<Db, sqlx::Error> {
-        match options.engine()? {
+        let size = options.max_connections.max(1);
+        let pools = match options.engine()? {
             Engine::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(&options.url)?
                     .create_if_missing(true)
@@ -130,31 +161,82 @@ impl Db {
                 }
                 // No ping before handing out a connection: a dead connection fails its query
                 // instead, and the ping costs a round trip on every request.
-                let pool = SqlitePoolOptions::new()
-                    .test_before_acquire(false)
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(connect)
-                    .await?;
-                Ok(Db::Sqlite(pool))
+                Pools::Sqlite(
+                    SqlitePoolOptions::new()
+                        .test_before_acquire(false)
+                        .max_connections(size + POOL_RESERVE)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                        .connect_with(connect)
+                        .await?,
+                )
             }
-            Engine::Postgres => {
-                let connect = PgConnectOptions::from_str(&options.url)?;
-                let pool = PgPoolOptions::new()
+            Engine::Postgres => Pools::Postgres(
+                PgPoolOptions::new()
                     .test_before_acquire(false)
-                    .max_connections(options.max_connections.max(1))
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(connect)
-                    .await?;
-                Ok(Db::Postgres(pool))
-            }
+                    .max_connections(size + POOL_RESERVE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(PgConnectOptions::from_str(&options.url)?)
+                    .await?,
+            ),
+        };
+        Ok(Db::from_pools(pools, size))
+    }
+
+    /// A `Db` over an existing pool, lending at most `size` connections at once; the pool
+    /// allows [`POOL_RESERVE`] more for its direct callers.
+    fn from_pools(pools: Pools, size: u32) -> Db {
+        Db(match pools {
+            Pools::Sqlite(pool) => Engines::Sqlite(Warm::new(pool, size, ACQUIRE_TIMEOUT)),
+            Pools::Postgres(pool) => Engines::Postgres(Warm::new(pool, size, ACQUIRE_TIMEOUT)),
+        })
+    }
+
+    /// A second `Db` on the same database with the same connection settings and a pool of its
+    /// own, lending `size` connections at once; `test_before_acquire` as sqlx's option (the
+    /// app never pings, benchmarks measure what a ping costs).
+    pub async fn sibling(&self, size: u32, test_before_acquire: bool) -> Result<Db, sqlx::Error> {
+        let size = size.max(1);
+        let pools = match self.pools() {
+            Pools::Sqlite(pool) => Pools::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(size + POOL_RESERVE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .test_before_acquire(test_before_acquire)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+            Pools::Postgres(pool) => Pools::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(size + POOL_RESERVE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .test_before_acquire(test_before_acquire)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?,
+            ),
+        };
+        Ok(Db::from_pools(pools, size))
+    }
+
+    /// sqlx's pool, for direct use (see [`Pools`]).
+    pub fn pools(&self) -> Pools {
+        match &self.0 {
+            Engines::Sqlite(warm) => Pools::Sqlite(warm.pool().clone()),
+            Engines::Postgres(warm) => Pools::Postgres(warm.pool().clone()),
+        }
+    }
+
+    /// How many connections transactions may hold at once (the configured pool size).
+    pub fn size(&self) -> u32 {
+        match &self.0 {
+            Engines::Sqlite(warm) => warm.size(),
+            Engines::Postgres(warm) => warm.size(),
         }
     }
 
     pub fn engine(&self) -> Engine {
-        match self {
-            Db::Sqlite(_) => Engine::Sqlite,
-            Db::Postgres(_) => Engine::Postgres,
+        match &self.0 {
+            Engines::Sqlite(_) => Engine::Sqlite,
+            Engines::Postgres(_) => Engine::Postgres,
         }
     }
 
@@ -228,18 +310,15 @@ impl Db {
         sqlite_select: &str,
         pg_function: &str,
     ) -> Result<Option<T>, sqlx::Error> {
-        match self {
-            Db::Sqlite(pool) => {
-                sqlite_query_as::<T>(sql(sqlite_select).bind(token_hash))
-                    .fetch_optional(pool)
-                    .await
-            }
-            Db::Postgres(pool) => {
-                pg_query_as::<T>(sql(format!("SELECT * FROM {pg_function}($1)")).bind(token_hash))
-                    .fetch_optional(pool)
-                    .await
-            }
-        }
+        let mut tx = match &self.0 {
+            Engines::Sqlite(warm) => Tx::new(Leased::Sqlite(warm.lease().await?)),
+            Engines::Postgres(warm) => Tx::new(Leased::Postgres(warm.lease().await?)),
+        };
+        let select = match tx.engine() {
+            Engine::Sqlite => sql(sqlite_select),
+            Engine::Postgres => sql(format!("SELECT * FROM {pg_function}($1)")),
+        };
+        tx.fetch_optional(select.bind(token_hash)).await
     }
 
     /// Opens a transaction that sees one user's own rows across organizations (their memberships,
@@ -305,12 +384,16 @@ impl Db {
     /// statement is a hop to the connection's worker thread. PostgreSQL: `BEGIN` (or `BEGIN READ
     /// ONLY`) and the row-level security settings travel in one simple-query message.
     async fn begin_scoped(&self, access: Access, rls: Rls<'_>) -> Result<Tx, sqlx::Error> {
-        match (self, access) {
-            (Db::Sqlite(pool), Access::Write) => {
-                Ok(Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?))
+        match (&self.0, access) {
+            (Engines::Sqlite(warm), Access::Write) => {
+                let mut lease = warm.lease().await?;
+                lease.begin("BEGIN IMMEDIATE".to_owned()).await?;
+                Ok(Tx::new(Leased::Sqlite(lease)))
             }
-            (Db::Sqlite(pool), Access::Read) => Ok(Tx::SqliteAutocommit(pool.acquire().await?)),
-            (Db::Postgres(pool), access) => {
+            (Engines::Sqlite(warm), Access::Read) => {
+                Ok(Tx::new(Leased::Sqlite(warm.lease().await?)))
+            }
+            (Engines::Postgres(warm), access) => {
                 let begin = match access {
                     Access::Write => "BEGIN",
                     Access::Read => "BEGIN READ ONLY",
@@ -323,35 +406,34 @@ impl Db {
                     literal(rls.token_hash)?,
                     literal(rls.queue.then_some("runner"))?
                 );
-                let tx = pool.begin_with(sqlx::AssertSqlSafe(statement)).await?;
-                Ok(match access {
-                    Access::Write => Tx::Postgres(tx),
-                    Access::Read => Tx::PostgresRead(tx),
-                })
+                let mut lease = warm.lease().await?;
+                lease.begin(statement).await?;
+                Ok(Tx::new(Leased::Postgres(lease)))
             }
         }
     }
 
     /// A cheap round trip, used by readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        match self {
-            Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
-            Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
+        match self.pools() {
+            Pools::Sqlite(pool) => sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()),
+            Pools::Postgres(pool) => sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()),
         }
     }
 
-    /// (connections open, connections idle) for metrics.
+    /// (connections open, connections idle) for metrics: idle counts the connections kept warm
+    /// between transactions and those idle in sqlx's pool.
     pub fn pool_state(&self) -> (u32, usize) {
-        match self {
-            Db::Sqlite(pool) => (pool.size(), pool.num_idle()),
-            Db::Postgres(pool) => (pool.size(), pool.num_idle()),
+        match &self.0 {
+            Engines::Sqlite(warm) => (warm.pool().size(), warm.pool().num_idle() + warm.kept()),
+            Engines::Postgres(warm) => (warm.pool().size(), warm.pool().num_idle() + warm.kept()),
         }
     }
 
     pub async fn close(&self) {
-        match self {
-            Db::Sqlite(pool) => pool.close().await,
-            Db::Postgres(pool) => pool.close().await,
+        match &self.0 {
+            Engines::Sqlite(warm) => warm.close().await,
+            Engines::Postgres(warm) => warm.close().await,
         }
     }
 }

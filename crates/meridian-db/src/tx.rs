@@ -3,6 +3,8 @@ use std::ops::{Deref, DerefMut};
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{AssertSqlSafe, FromRow};
+
+use crate::lease::Lease;
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -189,66 +191,71 @@ impl<T> Record for T where
 {
 }
 
-/// An open transaction on either engine. Dropping it without `commit` rolls back.
-pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
-    /// SQLite reads: a pooled connection in autocommit mode (see `Db::begin_scoped`).
-    SqliteAutocommit(sqlx::pool::PoolConnection<Sqlite>),
-    Postgres(sqlx::Transaction<'static, Postgres>),
-    /// A `READ ONLY` PostgreSQL transaction. It ends by rollback, which sqlx queues without a
-    /// round trip and sends with the connection's next message; for a read-only transaction
-    /// rollback and commit are the same.
-    PostgresRead(sqlx::Transaction<'static, Postgres>),
+/// An open transaction on either engine, or an SQLite read in autocommit mode (see
+/// `Db::begin_scoped`). Dropping it without `commit` rolls back.
+pub struct Tx(Leased);
+
+pub(crate) enum Leased {
+    Sqlite(Lease<Sqlite>),
+    Postgres(Lease<Postgres>),
 }
 
-enum Conn<'a> {
-    Sqlite(&'a mut sqlx::SqliteConnection),
-    Postgres(&'a mut sqlx::PgConnection),
+/// Runs one statement on the transaction's connection and marks the connection settled once the
+/// statement has succeeded (see `lease.rs`). `$sqlite` and `$pg` are futures using `$conn`.
+macro_rules! on_conn {
+    ($tx:expr, $conn:ident => $sqlite:expr, $pg:expr) => {
+        match &mut $tx.0 {
+            Leased::Sqlite(lease) => {
+                let $conn = lease.statement()?;
+                let out = $sqlite.await?;
+                lease.settle();
+                Ok(out)
+            }
+            Leased::Postgres(lease) => {
+                let $conn = lease.statement()?;
+                let out = $pg.await?;
+                lease.settle();
+                Ok(out)
+            }
+        }
+    };
 }
 
 impl Tx {
-    /// The engine this transaction runs on, for the few SQL fragments the dialects disagree on.
-    pub fn engine(&self) -> crate::Engine {
-        match self {
-            Tx::Sqlite(_) | Tx::SqliteAutocommit(_) => crate::Engine::Sqlite,
-            Tx::Postgres(_) | Tx::PostgresRead(_) => crate::Engine::Postgres,
-        }
+    pub(crate) fn new(leased: Leased) -> Self {
+        Self(leased)
     }
 
-    fn conn(&mut self) -> Conn<'_> {
-        match self {
-            Tx::Sqlite(tx) => Conn::Sqlite(tx),
-            Tx::SqliteAutocommit(conn) => Conn::Sqlite(conn),
-            Tx::Postgres(tx) | Tx::PostgresRead(tx) => Conn::Postgres(tx),
+    /// The engine this transaction runs on, for the few SQL fragments the dialects disagree on.
+    pub fn engine(&self) -> crate::Engine {
+        match self.0 {
+            Leased::Sqlite(_) => crate::Engine::Sqlite,
+            Leased::Postgres(_) => crate::Engine::Postgres,
         }
     }
 
     pub async fn execute(&mut self, q: Sql) -> Result<u64, sqlx::Error> {
-        match self.conn() {
-            Conn::Sqlite(c) => Ok(sqlite_query(q).execute(c).await?.rows_affected()),
-            Conn::Postgres(c) => Ok(pg_query(q).execute(c).await?.rows_affected()),
-        }
+        on_conn!(self, c =>
+            async { Ok::<u64, sqlx::Error>(sqlite_query(q).execute(c).await?.rows_affected()) },
+            async { Ok::<u64, sqlx::Error>(pg_query(q).execute(c).await?.rows_affected()) })
     }
 
     pub async fn fetch_all<T: Record>(&mut self, q: Sql) -> Result<Vec<T>, sqlx::Error> {
-        match self.conn() {
-            Conn::Sqlite(c) => sqlite_query_as::<T>(q).fetch_all(c).await,
-            Conn::Postgres(c) => pg_query_as::<T>(q).fetch_all(c).await,
-        }
+        on_conn!(self, c =>
+            sqlite_query_as::<T>(q).fetch_all(c),
+            pg_query_as::<T>(q).fetch_all(c))
     }
 
     pub async fn fetch_optional<T: Record>(&mut self, q: Sql) -> Result<Option<T>, sqlx::Error> {
-        match self.conn() {
-            Conn::Sqlite(c) => sqlite_query_as::<T>(q).fetch_optional(c).await,
-            Conn::Postgres(c) => pg_query_as::<T>(q).fetch_optional(c).await,
-        }
+        on_conn!(self, c =>
+            sqlite_query_as::<T>(q).fetch_optional(c),
+            pg_query_as::<T>(q).fetch_optional(c))
     }
 
     pub async fn fetch_one<T: Record>(&mut self, q: Sql) -> Result<T, sqlx::Error> {
-        match self.conn() {
-            Conn::Sqlite(c) => sqlite_query_as::<T>(q).fetch_one(c).await,
-            Conn::Postgres(c) => pg_query_as::<T>(q).fetch_one(c).await,
-        }
+        on_conn!(self, c =>
+            sqlite_query_as::<T>(q).fetch_one(c),
+            pg_query_as::<T>(q).fetch_one(c))
     }
 
     /// Runs a query that yields one integer (a count, an existence check).
@@ -260,22 +267,17 @@ impl Tx {
     /// Runs several statements without arguments (a migration file).
     pub async fn execute_script(&mut self, script: &str) -> Result<(), sqlx::Error> {
         let script = AssertSqlSafe(script.to_owned());
-        match self.conn() {
-            Conn::Sqlite(c) => sqlx::raw_sql(script).execute(c).await.map(|_| ()),
-            Conn::Postgres(c) => sqlx::raw_sql(script).execute(c).await.map(|_| ()),
-        }
+        on_conn!(self, c =>
+            async { sqlx::raw_sql(script).execute(c).await.map(|_| ()) },
+            async { sqlx::raw_sql(script).execute(c).await.map(|_| ()) })
     }
 
+    /// Commits the transaction (an SQLite autocommit read has nothing to commit) and returns the
+    /// connection for the next one.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await,
-            // Autocommit: every statement is already committed; the connection returns to the pool.
-            Tx::SqliteAutocommit(_) => Ok(()),
-            Tx::Postgres(tx) => tx.commit().await,
-            Tx::PostgresRead(tx) => {
-                drop(tx);
-                Ok(())
-            }
+        match self.0 {
+            Leased::Sqlite(lease) => lease.commit().await,
+            Leased::Postgres(lease) => lease.commit().await,
         }
     }
 
@@ -288,15 +290,14 @@ impl Tx {
         user_id: Option<&str>,
         token_hash: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        if let Tx::Postgres(tx) | Tx::PostgresRead(tx) = self {
-            sqlx::query(
-                "SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
-                 set_config('app.token_hash', $3, true)",
+        if self.engine() == crate::Engine::Postgres {
+            self.execute(
+                sql("SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), \
+                     set_config('app.token_hash', $3, true)")
+                .bind(org_id.unwrap_or(""))
+                .bind(user_id.unwrap_or(""))
+                .bind(token_hash.unwrap_or("")),
             )
-            .bind(org_id.unwrap_or(""))
-            .bind(user_id.unwrap_or(""))
-            .bind(token_hash.unwrap_or(""))
-            .execute(&mut **tx)
             .await?;
         }
         Ok(())

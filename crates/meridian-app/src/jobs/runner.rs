@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use meridian_db::Db;
 use meridian_db::jobs::{self as store, Backoff, Failure, Job, JobStatus};
+use meridian_db::{Db, Pools};
 use tokio::task::{Id, JoinSet};
 
 use super::{JobContext, JobError, Registry};
@@ -123,9 +123,9 @@ impl Runner {
         // The poll is a deadline from the last claim, not a sleep restarted on every turn of the
         // loop, so a runner whose jobs keep ending still polls for other processes' jobs.
         let mut next_poll = tokio::time::Instant::now() + self.config.poll_interval;
-        let listening = match &self.db {
-            Db::Postgres(pool) => Some(tokio::spawn(listen_for_jobs(pool.clone()))),
-            Db::Sqlite(_) => None,
+        let listening = match self.db.pools() {
+            Pools::Postgres(pool) => Some(tokio::spawn(listen_for_jobs(pool))),
+            Pools::Sqlite(_) => None,
         };
         tracing::info!(worker = %self.worker_id, concurrency = self.config.concurrency, kinds = ?self.registry.kinds(), "job runner started");
         loop {

@@ -3,6 +3,7 @@
 mod auth;
 mod automation_pages;
 mod automations;
+mod connections;
 mod conventions;
 mod email;
 mod email_pages;

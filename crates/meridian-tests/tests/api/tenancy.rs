@@ -937,9 +937,9 @@ async fn postgres_catalog_enforces_row_level_security() {
     .expect("ownership");
     assert_eq!(owned, 0, "the app role owns tables");
     let (current,): (String,) = sqlx::query_as("SELECT current_user::text")
-        .fetch_one(match &app.db {
-            meridian_db::Db::Postgres(pool) => pool,
-            meridian_db::Db::Sqlite(_) => panic!("postgres"),
+        .fetch_one(match &app.db.pools() {
+            meridian_db::Pools::Postgres(pool) => pool,
+            meridian_db::Pools::Sqlite(_) => panic!("postgres"),
         })
         .await
         .expect("current user");
@@ -958,7 +958,7 @@ async fn postgres_credential_functions_see_only_the_named_token() {
     let app = spawn_app(Engine::Postgres).await;
     let a = app.create_org("Acme Growth", "ada@acme.test").await;
     let b = app.create_org("Bright Leads", "bo@bright.test").await;
-    let meridian_db::Db::Postgres(pool) = &app.db else {
+    let meridian_db::Pools::Postgres(pool) = app.db.pools() else {
         panic!("postgres")
     };
     let mut conn = pool.acquire().await.expect("connection");

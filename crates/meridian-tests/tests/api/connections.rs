@@ -1,0 +1,174 @@
+//! Connections lent to transactions and kept warm between them (`meridian-db`'s `lease.rs`):
+//! nothing a transaction leaves behind (uncommitted rows, an open transaction, a failed or
+//! cancelled statement) reaches the next one, and callers waiting for a connection are served in
+//! turn, including those that use sqlx's pool directly. Every test on a `Db` of one connection,
+//! so each transaction reuses the connection the previous one returned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_db::{Db, POOL_RESERVE, Pools, Tenant, TenantTx, sql};
+use meridian_tests::{Engine, TestApp, both_engines, spawn_app};
+
+both_engines!(
+    what_a_transaction_leaves_behind_never_reaches_the_next,
+    waiting_callers_are_served_in_turn,
+);
+
+/// A `Db` over the app's database that lends one connection at a time.
+async fn one_connection(app: &TestApp) -> Db {
+    app.db.sibling(1, false).await.expect("one-connection pool")
+}
+
+async fn record(tx: &mut TenantTx, id: &str, action: &str) -> Result<u64, sqlx::Error> {
+    let org_id = tx.org_id();
+    tx.execute(
+        sql(
+            "INSERT INTO audit_log (org_id, id, actor_label, action, target_type, created_at) \
+             VALUES ($1, $2, 'test', $3, 'connection', $4)",
+        )
+        .bind(org_id)
+        .bind(id)
+        .bind(action)
+        .bind(meridian_db::now()),
+    )
+    .await
+}
+
+async fn count(db: &Db, tenant: &Tenant, action: &str) -> i64 {
+    let mut tx = db.tenant_read(tenant).await.expect("read");
+    let org_id = tx.org_id();
+    let n = tx
+        .fetch_count(
+            sql("SELECT COUNT(*) FROM audit_log WHERE org_id = $1 AND action = $2")
+                .bind(org_id)
+                .bind(action),
+        )
+        .await
+        .expect("count");
+    tx.commit().await.expect("end read");
+    n
+}
+
+async fn what_a_transaction_leaves_behind_never_reaches_the_next(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
+    let tenant = Tenant::for_verified_credentials(&owner.org_id, Some(owner.user_id.clone()));
+    let db = one_connection(&app).await;
+
+    // Dropped without commit after a write.
+    let mut tx = db.tenant(&tenant).await.expect("begin");
+    record(&mut tx, "a1", "abandoned").await.expect("insert");
+    drop(tx);
+
+    // A statement that fails inside the transaction (the same key twice), then dropped.
+    let mut tx = db.tenant(&tenant).await.expect("begin");
+    record(&mut tx, "f1", "abandoned")
+        .await
+        .expect("first insert");
+    let duplicate = record(&mut tx, "f1", "abandoned").await;
+    assert!(
+        duplicate
+            .as_ref()
+            .is_err_and(|e| meridian_db::unique_violation(e).is_some()),
+        "{duplicate:?}"
+    );
+    drop(tx);
+
+    // A statement cancelled while it runs (or just after: either way the connection's state
+    // is unknown to the lease), then dropped.
+    let mut tx = db.tenant(&tenant).await.expect("begin");
+    record(&mut tx, "c1", "abandoned").await.expect("insert");
+    let slow = sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
+         SELECT COUNT(*) FROM n",
+    );
+    let cancelled = tokio::time::timeout(Duration::from_millis(5), tx.fetch_count(slow)).await;
+    assert!(cancelled.is_err(), "the slow statement finished in 5 ms");
+    drop(tx);
+
+    // A failed autocommit read (SQLite) or read-only transaction (PostgreSQL).
+    let mut read = db.tenant_read(&tenant).await.expect("read");
+    assert!(
+        read.fetch_count(sql("SELECT COUNT(*) FROM no_such_table"))
+            .await
+            .is_err()
+    );
+    drop(read);
+
+    // The next transaction on the one connection starts cleanly and commits for real: on SQLite
+    // a transaction left open would refuse `BEGIN IMMEDIATE`; on PostgreSQL its rows would be
+    // committed along with these.
+    let mut tx = db.tenant(&tenant).await.expect("begin after the others");
+    record(&mut tx, "k1", "kept").await.expect("insert");
+    tx.commit().await.expect("commit");
+
+    assert_eq!(count(&app.db, &tenant, "kept").await, 1);
+    assert_eq!(count(&app.db, &tenant, "abandoned").await, 0);
+    assert_eq!(count(&db, &tenant, "abandoned").await, 0);
+    // Other writers are not blocked by anything the one connection holds.
+    let mut tx = app.db.tenant(&tenant).await.expect("begin elsewhere");
+    record(&mut tx, "k2", "kept")
+        .await
+        .expect("insert elsewhere");
+    tx.commit().await.expect("commit elsewhere");
+    assert_eq!(count(&db, &tenant, "kept").await, 2);
+    db.close().await;
+}
+
+async fn waiting_callers_are_served_in_turn(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
+    let tenant = Arc::new(Tenant::for_verified_credentials(
+        &owner.org_id,
+        Some(owner.user_id.clone()),
+    ));
+    let db = one_connection(&app).await;
+
+    // Forty callers share one connection: readers, writers, and callers of sqlx's pool itself
+    // (the reserve), all at once. Starving any of them would end in an acquire timeout.
+    let mut tasks = Vec::new();
+    for caller in 0..40 {
+        let (db, tenant) = (db.clone(), Arc::clone(&tenant));
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                match caller % 4 {
+                    0 => {
+                        let mut tx = db.tenant(&tenant).await.expect("write");
+                        record(&mut tx, &format!("w{caller}-{round}"), "written")
+                            .await
+                            .expect("insert");
+                        tx.commit().await.expect("commit");
+                    }
+                    1 => match db.pools() {
+                        Pools::Sqlite(pool) => {
+                            sqlx::query("SELECT 1")
+                                .execute(&pool)
+                                .await
+                                .expect("direct");
+                        }
+                        Pools::Postgres(pool) => {
+                            sqlx::query("SELECT 1")
+                                .execute(&pool)
+                                .await
+                                .expect("direct");
+                        }
+                    },
+                    _ => {
+                        count(&db, &tenant, "written").await;
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("caller");
+    }
+    assert_eq!(count(&db, &tenant, "written").await, 100);
+    // One connection lent at a time, however many callers: sqlx opened one for the leases and
+    // at most the reserve for the direct callers.
+    let (open, idle) = db.pool_state();
+    assert!(open <= 1 + POOL_RESERVE, "{open} connections open");
+    assert!(idle >= 1, "the leases' connection is kept: {idle} idle");
+    db.close().await;
+}

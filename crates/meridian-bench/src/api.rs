@@ -188,19 +188,17 @@ async fn me_floor(db: &Db, token: &str) -> Result<Tenant, String> {
     ))
 }
 
-/// What `GET /members` runs: authentication as above, then the first page of members in a
-/// read-only tenant transaction (`orgs::service::list_members`).
+/// What `GET /members` runs: authentication as above, then the first page of members in one
+/// statement (`orgs::service::list_members`; on PostgreSQL the `tenant_members` function).
 async fn members_floor(db: &Db, token: &str, expected: usize) -> OpResult {
     let tenant = me_floor(db, token).await?;
-    let mut tx = db.tenant_read(&tenant).await.map_err(|e| e.to_string())?;
     let page = PageRequest {
         limit: DEFAULT_LIMIT,
         after: None,
     };
-    let rows = orgs_store::list_members(&mut tx, &page)
+    let rows = orgs_store::list_members(db, &tenant, &page)
         .await
         .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
     if rows.len() != expected.min(page.fetch_limit() as usize) {
         return Err(format!(
             "{} members listed, expected {expected}",

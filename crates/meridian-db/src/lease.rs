@@ -29,6 +29,10 @@ pub(crate) const RESERVE: u32 = 2;
 /// lifetime and idle limits (a kept connection would otherwise never be retired).
 const RECYCLE_AFTER: Duration = Duration::from_secs(300);
 
+/// A connection kept unused for longer than this goes back through sqlx (which checks it)
+/// instead of to the next lease: after a quiet spell the server may have gone away.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(30);
+
 /// The connections of one pool that leases keep warm.
 pub(crate) struct Warm<DB: Database> {
     pool: Pool<DB>,
@@ -42,6 +46,8 @@ struct Kept<DB: Database> {
     conn: PoolConnection<DB>,
     /// When this connection was taken from sqlx's pool.
     since: Instant,
+    /// When the last lease returned it.
+    kept_at: Instant,
 }
 
 impl<DB: Database> Warm<DB>
@@ -88,13 +94,19 @@ where
         .await
         .map_err(|_| sqlx::Error::PoolTimedOut)?
         .map_err(|_| sqlx::Error::PoolClosed)?;
-        let kept = self.lock().pop();
-        let Kept { conn, since } = match kept {
-            Some(kept) => kept,
-            None => Kept {
-                conn: self.pool.acquire().await?,
-                since: Instant::now(),
-            },
+        let kept = loop {
+            let Some(kept) = self.lock().pop() else {
+                break None;
+            };
+            if kept.kept_at.elapsed() < CHECK_AFTER_IDLE {
+                break Some(kept);
+            }
+            // Dropped, sqlx pings it and takes it back (or closes it); `acquire` may return it.
+            drop(kept);
+        };
+        let (conn, since) = match kept {
+            Some(kept) => (kept.conn, kept.since),
+            None => (self.pool.acquire().await?, Instant::now()),
         };
         Ok(Lease {
             conn: Some(conn),
@@ -106,10 +118,15 @@ where
         })
     }
 
-    /// Closes the kept connections and the pool.
+    /// Closes the kept connections and the pool. Leases still out return their connections to
+    /// sqlx, which closes them (`Pool::close` waits for that).
     pub(crate) async fn close(&self) {
-        self.permits.close();
-        let kept = std::mem::take(&mut *self.lock());
+        let kept = {
+            let mut kept = self.lock();
+            // Under the lock, so that no lease keeps a connection after this.
+            self.permits.close();
+            std::mem::take(&mut *kept)
+        };
         drop(kept);
         self.pool.close().await;
     }
@@ -183,11 +200,19 @@ where
             return;
         };
         if self.settled && !self.in_transaction && self.since.elapsed() < RECYCLE_AFTER {
-            self.warm.lock().push(Kept {
-                conn,
-                since: self.since,
-            });
-            // The permit is released after the connection is back, when the fields drop.
+            let mut kept = self.warm.lock();
+            if !self.warm.permits.is_closed() {
+                kept.push(Kept {
+                    conn,
+                    since: self.since,
+                    kept_at: Instant::now(),
+                });
+                // The permit is released after the connection is back, when the fields drop.
+                return;
+            }
+            drop(kept);
+            // Closing: sqlx's pool closes the connection when it comes back.
+            drop(conn);
             return;
         }
         let in_transaction = self.in_transaction;

@@ -41,6 +41,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_lead_watchers"),
     migration!(14, "0014_credential_functions"),
     migration!(15, "0015_import_search_backlog"),
+    migration!(16, "0016_tenant_read_functions"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -223,9 +223,7 @@ pub async fn list_members(
     page: &PageRequest,
 ) -> AppResult<Page<MemberRow>> {
     ctx.require(Permission::MembersRead)?;
-    let mut tx = state.db.tenant_read(&ctx.tenant).await?;
-    let rows = store::list_members(&mut tx, page).await?;
-    tx.commit().await?;
+    let rows = store::list_members(&state.db, &ctx.tenant, page).await?;
     Ok(Page::from_rows(rows, page, |m| {
         vec![m.name.to_lowercase(), m.user_id.clone()]
     }))

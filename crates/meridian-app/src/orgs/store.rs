@@ -1,4 +1,4 @@
-use meridian_db::{GlobalTx, TenantTx, Tx, sql};
+use meridian_db::{Db, GlobalTx, IntoArg, Tenant, TenantTx, Tx, sql};
 use time::OffsetDateTime;
 
 use crate::http::pagination::PageRequest;
@@ -129,20 +129,27 @@ pub async fn insert_membership(tx: &mut TenantTx, user_id: &str, role: &str) -> 
 const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at \
      FROM memberships m JOIN users u ON u.id = m.user_id";
 
-/// Members sorted by name (then id), paginated by that key.
+/// Members sorted by name (then id), paginated by that key. One statement, outside any
+/// transaction: on PostgreSQL `tenant_members` (migration 0016) runs the same SELECT.
 #[tracing::instrument(skip_all)]
-pub async fn list_members(tx: &mut TenantTx, page: &PageRequest) -> sqlx::Result<Vec<MemberRow>> {
-    let org_id = tx.org_id();
-    tx.fetch_all(
-        sql(format!(
+pub async fn list_members(
+    db: &Db,
+    tenant: &Tenant,
+    page: &PageRequest,
+) -> sqlx::Result<Vec<MemberRow>> {
+    db.tenant_select(
+        tenant,
+        &format!(
             "{MEMBER_SELECT} WHERE m.org_id = $1 \
              AND ($2 IS NULL OR lower(u.name) > $2 OR (lower(u.name) = $2 AND m.user_id > $3)) \
              ORDER BY lower(u.name), m.user_id LIMIT $4"
-        ))
-        .bind(org_id)
-        .bind(page.after_key(0))
-        .bind(page.after_key(1).unwrap_or(""))
-        .bind(page.fetch_limit()),
+        ),
+        "tenant_members",
+        [
+            page.after_key(0).into_arg(),
+            page.after_key(1).unwrap_or("").into_arg(),
+            page.fetch_limit().into_arg(),
+        ],
     )
     .await
 }

@@ -984,17 +984,12 @@ async fn postgres_credential_functions_see_only_the_named_token() {
         .expect("lookup");
         assert_eq!(none, 0, "{function} found a row for an unknown hash");
     }
-    for table in ["access_tokens", "sessions", "refresh_tokens", "api_keys"] {
-        let (visible,): (i64,) =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-                .fetch_one(&mut *conn)
-                .await
-                .expect("count");
-        assert_eq!(
-            visible, 0,
-            "{table}: the lookup's token hash outlived its statement"
-        );
-    }
+    assert_nothing_visible(
+        &mut conn,
+        &["access_tokens", "sessions", "refresh_tokens", "api_keys"],
+        "the lookup's token hash outlived its statement",
+    )
+    .await;
     // The other organization's token is found by its own hash only, as before.
     let (org,): (String,) = sqlx::query_as("SELECT org_id FROM credential_access_token($1)")
         .bind(meridian_app::auth::tokens::hash_secret(&b.access))
@@ -1002,6 +997,46 @@ async fn postgres_credential_functions_see_only_the_named_token() {
         .await
         .expect("lookup");
     assert_eq!(org, b.org_id);
+}
+
+/// The tenant read functions (migration 0016) see the named organization only, and its settings
+/// end with their statement: the pooled connection sees no tenant rows afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tenant_functions_see_only_the_named_tenant() {
+    let app = spawn_app(Engine::Postgres).await;
+    let a = app.create_org("Acme Growth", "ada@acme.test").await;
+    let b = app.create_org("Bright Leads", "bo@bright.test").await;
+    app.add_member(&b, "sam@bright.test", "member").await;
+    let meridian_db::Pools::Postgres(pool) = app.db.pools() else {
+        panic!("postgres")
+    };
+    let mut conn = pool.acquire().await.expect("connection");
+    let listed: Vec<(String,)> =
+        sqlx::query_as("SELECT user_id FROM tenant_members($1, $2, NULL, '', 100)")
+            .bind(&a.org_id)
+            .bind(&a.user_id)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("list");
+    assert_eq!(listed, vec![(a.user_id.clone(),)]);
+    assert_nothing_visible(
+        &mut conn,
+        &["memberships", "leads", "audit_log"],
+        "the function's tenant outlived its statement",
+    )
+    .await;
+}
+
+/// Fails with `why` if the app role sees any row of `tables` on `conn` (no settings in force).
+async fn assert_nothing_visible(conn: &mut sqlx::PgConnection, tables: &[&str], why: &str) {
+    for table in tables {
+        let (visible,): (i64,) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(&mut *conn)
+                .await
+                .expect("count");
+        assert_eq!(visible, 0, "{table}: {why}");
+    }
 }
 
 /// Row-level security holds even for a query that forgets its org_id predicate.

@@ -15,6 +15,11 @@ mod report;
 
 use std::time::Duration;
 
+/// The server's allocator (see `crates/meridian/src/main.rs`), so the app measured here is the
+/// app that runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use meridian_db::Engine;
 

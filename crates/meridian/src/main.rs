@@ -7,6 +7,10 @@ mod settings;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc (see the workspace's Cargo.toml and BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "meridian",

@@ -12,13 +12,13 @@
 CREATE FUNCTION tenant_members(org text, member text, after_name text, after_id text,
                                page_size bigint)
 RETURNS TABLE (user_id text, email text, name text, role text, disabled boolean,
-               created_at timestamptz)
+               created_at timestamptz, name_key text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 BEGIN
     PERFORM set_config('app.org_id', org, true), set_config('app.user_id', member, true);
     RETURN QUERY
-        SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at
+        SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at, lower(u.name)
         FROM memberships m JOIN users u ON u.id = m.user_id
         WHERE m.org_id = org
           AND (after_name IS NULL OR lower(u.name) > after_name

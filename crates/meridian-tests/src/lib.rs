@@ -447,6 +447,18 @@ impl TestApp {
 
     /// Invites `email` with `role` as `inviter` and accepts the invite; returns the new member's tokens.
     pub async fn add_member(&self, inviter: &Tokens, email: &str, role: &str) -> Tokens {
+        self.add_named_member(inviter, email, &format!("Member {email}"), role)
+            .await
+    }
+
+    /// Like [`TestApp::add_member`], with the name the member signs up with.
+    pub async fn add_named_member(
+        &self,
+        inviter: &Tokens,
+        email: &str,
+        name: &str,
+        role: &str,
+    ) -> Tokens {
         let invite = self
             .post(
                 "/api/v1/invites",
@@ -466,7 +478,7 @@ impl TestApp {
                 "POST",
                 "/api/v1/auth/accept-invite",
                 None,
-                Some(json!({"token": token, "name": format!("Member {email}"), "password": PASSWORD})),
+                Some(json!({"token": token, "name": name, "password": PASSWORD})),
             )
             .await;
         assert_eq!(

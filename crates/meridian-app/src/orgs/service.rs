@@ -225,7 +225,7 @@ pub async fn list_members(
     ctx.require(Permission::MembersRead)?;
     let rows = store::list_members(&state.db, &ctx.tenant, page).await?;
     Ok(Page::from_rows(rows, page, |m| {
-        vec![m.name.to_lowercase(), m.user_id.clone()]
+        vec![m.name_key.clone(), m.user_id.clone()]
     }))
 }
 

@@ -39,6 +39,9 @@ pub struct MemberRow {
     pub role: String,
     pub disabled: bool,
     pub created_at: OffsetDateTime,
+    /// `lower(name)` as the database computes it: the list's sort key, and so its cursor
+    /// (SQLite lowercases ASCII only, Rust and PostgreSQL every letter).
+    pub name_key: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -126,7 +129,8 @@ pub async fn insert_membership(tx: &mut TenantTx, user_id: &str, role: &str) -> 
     .map(|_| ())
 }
 
-const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at \
+const MEMBER_SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at, \
+     lower(u.name) AS name_key \
      FROM memberships m JOIN users u ON u.id = m.user_id";
 
 /// Members sorted by name (then id), paginated by that key. One statement, outside any

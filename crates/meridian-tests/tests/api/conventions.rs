@@ -1,7 +1,7 @@
 //! API conventions every endpoint follows: problem+json errors, cursor pagination, request ids,
 //! security headers, body limits, operations endpoints and the OpenAPI description.
 
-use meridian_tests::{Engine, both_engines, spawn_app, spawn_app_with};
+use meridian_tests::{Engine, TestApp, Tokens, both_engines, spawn_app, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -13,25 +13,20 @@ both_engines!(
     migration_status_detects_newer_schemas,
 );
 
-async fn lists_paginate_with_cursors(engine: Engine) {
-    let app = spawn_app(engine).await;
-    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
-    for n in 0..4 {
-        app.add_member(&owner, &format!("person{n}@acme.test"), "member")
-            .await;
-    }
+/// Every member's email, following `next_cursor` through pages of `limit`; and the page count.
+async fn members_page_by_page(app: &TestApp, owner: &Tokens, limit: usize) -> (Vec<String>, usize) {
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
         let path = match &cursor {
-            Some(c) => format!("/api/v1/members?limit=2&cursor={c}"),
-            None => "/api/v1/members?limit=2".to_owned(),
+            Some(c) => format!("/api/v1/members?limit={limit}&cursor={c}"),
+            None => format!("/api/v1/members?limit={limit}"),
         };
         let page = app.get(&path, &owner.access).await;
-        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let items = page.body["items"].as_array().expect("items");
-        assert!(items.len() <= 2);
+        assert!(items.len() <= limit);
         seen.extend(
             items
                 .iter()
@@ -40,11 +35,25 @@ async fn lists_paginate_with_cursors(engine: Engine) {
         pages += 1;
         match page.body["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
-            None => break,
+            None => return (seen, pages),
         }
     }
+}
+
+async fn lists_paginate_with_cursors(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
+    for n in 0..4 {
+        app.add_member(&owner, &format!("person{n}@acme.test"), "member")
+            .await;
+    }
+    let (seen, pages) = members_page_by_page(&app, &owner, 2).await;
     assert_eq!(pages, 3);
     assert_eq!(seen.len(), 5);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "no member twice across pages");
     // Names outside ASCII, which engines and Rust lowercase differently, page like the others:
     // the cursor carries the sort key as the database computed it.
     for (n, name) in [
@@ -60,32 +69,12 @@ async fn lists_paginate_with_cursors(engine: Engine) {
         app.add_named_member(&owner, &format!("accent{n}@acme.test"), name, "member")
             .await;
     }
-    let mut accented = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/members?limit=1&cursor={c}"),
-            None => "/api/v1/members?limit=1".to_owned(),
-        };
-        let page = app.get(&path, &owner.access).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        for member in page.body["items"].as_array().expect("items") {
-            accented.push(member["email"].as_str().expect("email").to_owned());
-        }
-        match page.body["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let (accented, _) = members_page_by_page(&app, &owner, 1).await;
     assert_eq!(accented.len(), 10, "{accented:?}");
     let mut unique_accented = accented.clone();
     unique_accented.sort();
     unique_accented.dedup();
     assert_eq!(unique_accented.len(), 10, "{accented:?}");
-    let mut unique = seen.clone();
-    unique.sort();
-    unique.dedup();
-    assert_eq!(unique.len(), 5, "no member twice across pages");
 
     for bad in [
         "/api/v1/members?limit=0",

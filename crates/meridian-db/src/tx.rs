@@ -3,11 +3,11 @@ use std::ops::{Deref, DerefMut};
 use sqlx::postgres::{PgRow, Postgres};
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{AssertSqlSafe, FromRow};
-
-use crate::lease::Lease;
 use time::OffsetDateTime;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
+
+use crate::lease::Lease;
 
 /// The organization (and user) a transaction acts for. It is built only from verified
 /// credentials by the authentication layer, never from client-supplied ids.

@@ -93,10 +93,6 @@ struct Server {
     _shutdown: Option<oneshot::Sender<()>>,
 }
 
-fn pool_size(db: &Db) -> u32 {
-    db.size()
-}
-
 /// Whether a pool pings every connection it hands out (sqlx's `test_before_acquire`).
 fn pings_on_acquire(db: &Db) -> bool {
     match db.pools() {
@@ -112,12 +108,12 @@ async fn server(app: &TestApp, size: Option<u32>, ping: bool) -> anyhow::Result<
         return Ok(Server {
             base: app.base.clone(),
             db: app.db.clone(),
-            pool_size: pool_size(&app.db),
+            pool_size: app.db.size(),
             ping_on_acquire: ping,
             _shutdown: None,
         });
     }
-    let size = size.unwrap_or_else(|| pool_size(&app.db));
+    let size = size.unwrap_or_else(|| app.db.size());
     let db = app
         .db
         .sibling(size, ping)
@@ -138,7 +134,7 @@ async fn server(app: &TestApp, size: Option<u32>, ping: bool) -> anyhow::Result<
     });
     Ok(Server {
         base,
-        pool_size: pool_size(&db),
+        pool_size: db.size(),
         ping_on_acquire: pings_on_acquire(&db),
         db,
         _shutdown: Some(tx),

@@ -120,6 +120,12 @@ pub const POOL_RESERVE: u32 = lease::RESERVE;
 
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a new pool connects.
+enum Target {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
@@ -132,8 +138,7 @@ impl std::fmt::Debug for Db {
 impl Db {
     #[tracing::instrument(skip_all, fields(engine))]
     pub async fn connect(options: &ConnectOptions) -> Result<Db, sqlx::Error> {
-        let size = options.max_connections.max(1);
-        let pools = match options.engine()? {
+        let target = match options.engine()? {
             Engine::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(&options.url)?
                     .create_if_missing(true)
@@ -159,62 +164,51 @@ impl Db {
                 if let Some(parent) = parent.filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(&parent).map_err(sqlx::Error::Io)?;
                 }
-                // No ping before handing out a connection: a dead connection fails its query
-                // instead, and the ping costs a round trip on every request.
-                Pools::Sqlite(
-                    SqlitePoolOptions::new()
-                        .test_before_acquire(false)
-                        .max_connections(size + POOL_RESERVE)
-                        .acquire_timeout(ACQUIRE_TIMEOUT)
-                        .connect_with(connect)
-                        .await?,
-                )
+                Target::Sqlite(connect)
             }
-            Engine::Postgres => Pools::Postgres(
-                PgPoolOptions::new()
-                    .test_before_acquire(false)
-                    .max_connections(size + POOL_RESERVE)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(PgConnectOptions::from_str(&options.url)?)
-                    .await?,
-            ),
+            Engine::Postgres => Target::Postgres(PgConnectOptions::from_str(&options.url)?),
         };
-        Ok(Db::from_pools(pools, size))
-    }
-
-    /// A `Db` over an existing pool, lending at most `size` connections at once; the pool
-    /// allows [`POOL_RESERVE`] more for its direct callers.
-    fn from_pools(pools: Pools, size: u32) -> Db {
-        Db(match pools {
-            Pools::Sqlite(pool) => Engines::Sqlite(Warm::new(pool, size, ACQUIRE_TIMEOUT)),
-            Pools::Postgres(pool) => Engines::Postgres(Warm::new(pool, size, ACQUIRE_TIMEOUT)),
-        })
+        // No ping before handing out a connection: a dead connection fails its query instead,
+        // and the ping costs a round trip on every request.
+        Db::open(target, options.max_connections, false).await
     }
 
     /// A second `Db` on the same database with the same connection settings and a pool of its
     /// own, lending `size` connections at once; `test_before_acquire` as sqlx's option (the
     /// app never pings, benchmarks measure what a ping costs).
     pub async fn sibling(&self, size: u32, test_before_acquire: bool) -> Result<Db, sqlx::Error> {
-        let size = size.max(1);
-        let pools = match self.pools() {
-            Pools::Sqlite(pool) => Pools::Sqlite(
-                SqlitePoolOptions::new()
-                    .max_connections(size + POOL_RESERVE)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .test_before_acquire(test_before_acquire)
-                    .connect_with((*pool.connect_options()).clone())
-                    .await?,
-            ),
-            Pools::Postgres(pool) => Pools::Postgres(
-                PgPoolOptions::new()
-                    .max_connections(size + POOL_RESERVE)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .test_before_acquire(test_before_acquire)
-                    .connect_with((*pool.connect_options()).clone())
-                    .await?,
-            ),
+        let target = match self.pools() {
+            Pools::Sqlite(pool) => Target::Sqlite((*pool.connect_options()).clone()),
+            Pools::Postgres(pool) => Target::Postgres((*pool.connect_options()).clone()),
         };
-        Ok(Db::from_pools(pools, size))
+        Db::open(target, size, test_before_acquire).await
+    }
+
+    /// Opens sqlx's pool ([`POOL_RESERVE`] connections larger than `size`, for its direct
+    /// callers) and the `Db` over it that lends at most `size` connections at once.
+    async fn open(target: Target, size: u32, test_before_acquire: bool) -> Result<Db, sqlx::Error> {
+        let size = size.max(1);
+        let max = size + POOL_RESERVE;
+        Ok(Db(match target {
+            Target::Sqlite(connect) => {
+                let pool = SqlitePoolOptions::new()
+                    .test_before_acquire(test_before_acquire)
+                    .max_connections(max)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(connect)
+                    .await?;
+                Engines::Sqlite(Warm::new(pool, size, ACQUIRE_TIMEOUT))
+            }
+            Target::Postgres(connect) => {
+                let pool = PgPoolOptions::new()
+                    .test_before_acquire(test_before_acquire)
+                    .max_connections(max)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(connect)
+                    .await?;
+                Engines::Postgres(Warm::new(pool, size, ACQUIRE_TIMEOUT))
+            }
+        }))
     }
 
     /// sqlx's pool, for direct use (see [`Pools`]).

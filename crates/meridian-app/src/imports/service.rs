@@ -517,7 +517,8 @@ impl Commit<'_> {
             .await?;
             let last = first + plan.created() - 1;
             if defer_search {
-                store::set_search_pending(&mut tx, &run.import_id, seq, first, last).await?;
+                store::set_search_pending(&mut tx, &run.import_id, seq, Some((first, last)))
+                    .await?;
                 search_pending = Some((first, last));
             } else {
                 index_for_search(&mut tx, first, last).await?;
@@ -634,7 +635,7 @@ async fn write_search_words(
             }
             result => result?,
         }
-        store::clear_search_pending(&mut tx, &import_id, seq).await?;
+        store::set_search_pending(&mut tx, &import_id, seq, None).await?;
         return tx.commit().await;
     }
 }

@@ -559,15 +559,15 @@ pub async fn advance(tx: &mut TenantTx, id: &str, lease: &str, seq: i64) -> sqlx
     .await
 }
 
-/// Records that chunk `seq` created leads `first..=last` whose search words are still to be
-/// written (migration 0015), in the chunk's transaction.
+/// Records which of chunk `seq`'s new leads (`first..=last` lead numbers) still need their search
+/// words written (migration 0015), in the chunk's transaction; `None` marks them written, in the
+/// transaction that wrote them.
 #[tracing::instrument(skip_all)]
 pub async fn set_search_pending(
     tx: &mut TenantTx,
     import_id: &str,
     seq: i64,
-    first: i64,
-    last: i64,
+    pending: Option<(i64, i64)>,
 ) -> sqlx::Result<()> {
     let org_id = tx.org_id();
     tx.execute(
@@ -578,29 +578,8 @@ pub async fn set_search_pending(
         .bind(&org_id)
         .bind(import_id)
         .bind(seq)
-        .bind(first)
-        .bind(last),
-    )
-    .await
-    .map(|_| ())
-}
-
-/// Marks chunk `seq`'s search words written, in the transaction that wrote them.
-#[tracing::instrument(skip_all)]
-pub async fn clear_search_pending(
-    tx: &mut TenantTx,
-    import_id: &str,
-    seq: i64,
-) -> sqlx::Result<()> {
-    let org_id = tx.org_id();
-    tx.execute(
-        sql(
-            "UPDATE import_chunks SET search_pending_from = NULL, search_pending_to = NULL \
-             WHERE org_id = $1 AND import_id = $2 AND seq = $3",
-        )
-        .bind(&org_id)
-        .bind(import_id)
-        .bind(seq),
+        .bind(pending.map(|(first, _)| first))
+        .bind(pending.map(|(_, last)| last)),
     )
     .await
     .map(|_| ())

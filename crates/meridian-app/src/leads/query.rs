@@ -626,10 +626,16 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
         }
         // Each word is a range over the word table's B-tree (see migration 0004 for why not a
         // GIN index): words starting with `w` sort from `w` up to `w` followed by the largest
-        // code point. The ranges are intersected in the word table, and the few leads left are
-        // fetched by key: the array is computed once, before the leads are read. As one
-        // `IN (subquery)` per word, the planner hashed each word's leads and scanned the
-        // organization's leads against them (seconds at a million leads for two common words).
+        // code point. The matching leads are computed once, as an array, before the leads are
+        // read, and fetched by key.
+        //
+        // When one word is rare (fewer than `RARE_WORD_ENTRIES` entries: a number, a surname,
+        // most of an e-mail address), its leads are the candidates and the other words are
+        // checked in each candidate's search text. Otherwise the words' ranges are intersected
+        // in the word table: reading two common words ("maria", "garc") is tens of thousands of
+        // entries, which the intersection needs anyway, but a rare word spares reading them at
+        // all. Each count stops at the threshold and each branch runs only if chosen (PostgreSQL
+        // evaluates an uncorrelated subquery when its value is first needed).
         Engine::Postgres => {
             let ranges: Vec<String> = words
                 .iter()
@@ -642,10 +648,42 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
                     )
                 })
                 .collect();
-            format!("l.id = ANY(ARRAY({}))", ranges.join(" INTERSECT "))
+            let intersection = format!("ARRAY({})", ranges.join(" INTERSECT "));
+            if ranges.len() == 1 {
+                return format!("l.id = ANY({intersection})");
+            }
+            let mut by_length: Vec<usize> = (0..words.len()).collect();
+            by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
+            let limit = b.push(Arg::Int(Some(RARE_WORD_ENTRIES)));
+            let rare_branches: Vec<String> = by_length
+                .iter()
+                .map(|&i| {
+                    let range = &ranges[i];
+                    format!(
+                        "WHEN (SELECT count(*) FROM ({range} LIMIT {limit}) c) < {limit} \
+                         THEN ARRAY({range})"
+                    )
+                })
+                .collect();
+            let every_word: Vec<String> = words
+                .iter()
+                .map(|w| {
+                    let p = b.text(&format!(" {w}"));
+                    format!("strpos(' ' || l.search_text, {p}) > 0")
+                })
+                .collect();
+            format!(
+                "l.id = ANY(CASE {} ELSE {intersection} END) AND {}",
+                rare_branches.join(" "),
+                every_word.join(" AND ")
+            )
         }
     }
 }
+
+/// Below this many word-table entries a search word is rare enough to drive a PostgreSQL
+/// search alone (see `search_condition`).
+const RARE_WORD_ENTRIES: i64 = 1000;
 
 fn custom_condition(b: &mut SqlBuilder, engine: Engine, filter: &CustomFilter) -> String {
     let key = &filter.key;

@@ -19,6 +19,7 @@ both_engines!(
     export_csv_and_xlsx_neutralize_formulas,
     members_cannot_import_or_export,
     web_wizard_works_without_javascript,
+    search_finds_leads_by_common_and_rare_words,
 );
 
 const BOUNDARY: &str = "meridian-test-boundary-7MA4YWxkTrZu0gW";
@@ -1252,4 +1253,58 @@ async fn web_wizard_works_without_javascript(engine: Engine) {
         .await
         .expect("html");
     assert!(list.contains("people.csv"));
+}
+
+/// Searches on an organization where some words are shared by more than a thousand leads, so
+/// PostgreSQL intersects the words' ranges when every word is common and starts from the rare
+/// word otherwise (`leads::query::search_condition`); SQLite answers from FTS5.
+async fn search_finds_leads_by_common_and_rare_words(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "owner@acme.test").await;
+    let leads = pipeline_id(&app, &owner, "Leads").await;
+    let mut csv = String::from("First Name,Last Name,E-mail\n");
+    for i in 0..1100 {
+        csv.push_str(&format!("Marigold,Ashdown,m.ashdown{i}@example.com\n"));
+        csv.push_str(&format!("Marigold,Bexley,m.bexley{i}@example.com\n"));
+    }
+    csv.push_str("Zinnia,Ashdown,zinnia@example.com\n");
+    let (_, done) = import_file(&app, &owner, &leads, "many.csv", csv.as_bytes(), "skip").await;
+    assert_eq!(done["counts"]["created"], 2201, "{done}");
+
+    let everything = |query: &'static str| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let mut emails = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let url = match &cursor {
+                    Some(c) => format!("/api/v1/leads?q={query}&limit=100&cursor={c}"),
+                    None => format!("/api/v1/leads?q={query}&limit=100"),
+                };
+                let page = app.get(&url, &owner.access).await;
+                assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.body);
+                for lead in page.body["items"].as_array().expect("items") {
+                    emails.push(lead["email"].as_str().unwrap_or("").to_owned());
+                }
+                match page.body["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => return emails,
+                }
+            }
+        }
+    };
+    // Two common words: 1,100 leads share both, and the rare Zinnia shares one.
+    let both = everything("marigold+ashd").await;
+    assert_eq!(both.len(), 1100);
+    assert!(both.iter().all(|e| e.starts_with("m.ashdown")), "{both:?}");
+    // A rare word with a common one, in either order.
+    assert_eq!(everything("ashdown+zinn").await, ["zinnia@example.com"]);
+    assert_eq!(everything("zinnia+ashdown").await, ["zinnia@example.com"]);
+    assert_eq!(
+        everything("marigold+bexley+1099").await,
+        ["m.bexley1099@example.com"]
+    );
+    // A rare word that no lead has together with the common one finds nothing.
+    assert!(everything("zinnia+bexley").await.is_empty());
 }

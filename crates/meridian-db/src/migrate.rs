@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_credential_functions"),
     migration!(15, "0015_import_search_backlog"),
     migration!(16, "0016_tenant_read_functions"),
+    migration!(17, "0017_search_words_by_number"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

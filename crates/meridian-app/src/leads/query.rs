@@ -643,14 +643,14 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
                     let from = b.text(w);
                     let to = b.text(&format!("{w}\u{10FFFF}"));
                     format!(
-                        "SELECT t.lead_id FROM lead_search_terms t WHERE t.org_id = {org} \
+                        "SELECT t.lead_number FROM lead_search_terms t WHERE t.org_id = {org} \
                          AND t.term >= {from} AND t.term < {to}"
                     )
                 })
                 .collect();
             let intersection = format!("ARRAY({})", ranges.join(" INTERSECT "));
             if ranges.len() == 1 {
-                return format!("l.id = ANY({intersection})");
+                return format!("l.number = ANY({intersection})");
             }
             let mut by_length: Vec<usize> = (0..words.len()).collect();
             by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
@@ -673,7 +673,7 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
                 })
                 .collect();
             format!(
-                "l.id = ANY(CASE {} ELSE {intersection} END) AND {}",
+                "l.number = ANY(CASE {} ELSE {intersection} END) AND {}",
                 rare_branches.join(" "),
                 every_word.join(" AND ")
             )

@@ -221,8 +221,8 @@ pub async fn index_for_search(tx: &mut TenantTx, first: i64, last: i64) -> sqlx:
              WHERE org_id = $1 AND number BETWEEN $2 AND $3"
         }
         Engine::Postgres => {
-            "INSERT INTO lead_search_terms (org_id, term, lead_id) \
-             SELECT DISTINCT l.org_id, w.word, l.id \
+            "INSERT INTO lead_search_terms (org_id, term, lead_number) \
+             SELECT DISTINCT l.org_id, w.word, l.number \
              FROM leads l, unnest(string_to_array(l.search_text, ' ')) AS w(word) \
              WHERE l.org_id = $1 AND l.number BETWEEN $2 AND $3 AND w.word <> ''"
         }
@@ -257,10 +257,10 @@ pub async fn index_committed_for_search(
     };
     tx.execute(
         sql(format!(
-            "WITH batch AS (SELECT org_id, id, search_text FROM leads \
+            "WITH batch AS (SELECT org_id, number, search_text FROM leads \
                WHERE org_id = $1 AND number BETWEEN $2 AND $3 FOR SHARE) \
-             INSERT INTO lead_search_terms (org_id, term, lead_id) \
-             SELECT DISTINCT b.org_id, w.word, b.id \
+             INSERT INTO lead_search_terms (org_id, term, lead_number) \
+             SELECT DISTINCT b.org_id, w.word, b.number \
              FROM batch b, unnest(string_to_array(b.search_text, ' ')) AS w(word) \
              WHERE w.word <> ''{on_conflict}"
         ))

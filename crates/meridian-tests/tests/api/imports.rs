@@ -864,8 +864,7 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
         // wrote the words of some of its leads: half the words are missing and the chunk still
         // says so. The next runner writes the missing ones first, keeping the others.
         app.admin_exec(&format!(
-            "DELETE FROM lead_search_terms t USING leads l WHERE t.org_id = '{}' \
-             AND l.org_id = t.org_id AND l.id = t.lead_id AND l.number <= {}",
+            "DELETE FROM lead_search_terms WHERE org_id = '{}' AND lead_number <= {}",
             owner.org_id,
             meridian_app::imports::parse::CHUNK_ROWS / 2
         ))
@@ -938,7 +937,7 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
     // Every lead can be found: its search words were written, whichever connection wrote them.
     let (searchable,): (i64,) = tx
         .fetch_one(meridian_db::sql(match engine {
-            Engine::Postgres => "SELECT COUNT(DISTINCT lead_id) FROM lead_search_terms",
+            Engine::Postgres => "SELECT COUNT(DISTINCT lead_number) FROM lead_search_terms",
             Engine::Sqlite => "SELECT COUNT(*) FROM leads_fts",
         }))
         .await

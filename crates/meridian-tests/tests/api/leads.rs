@@ -1523,3 +1523,74 @@ async fn stage_counters_follow_every_write(engine: Engine) {
     assert_eq!(theirs.len(), 1);
     assert_eq!(theirs[0].2, 1);
 }
+
+/// Migration 0017 rebuilds PostgreSQL's search words from every lead's `search_text` (names,
+/// e-mail, phone and note words) into a new table the app role can use, under row-level security.
+/// The words are emptied first, so only the migration can make the leads findable again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_search_words_are_rebuilt_by_migration_0017() {
+    let app = spawn_app(Engine::Postgres).await;
+    let acme = app.create_org("Acme Growth", "owner@acme.test").await;
+    let bright = app.create_org("Bright Leads", "owner@bright.test").await;
+    let ada = lead(
+        &app,
+        &acme,
+        json!({"first_name": "Ada", "last_name": "Lovelace", "email": "ada@analytical.test",
+               "phone": "+14155550123"}),
+    )
+    .await;
+    let note = app
+        .post(
+            &format!("/api/v1/leads/{}/notes", str_of(&ada, "id")),
+            &acme.access,
+            json!({"body_html": "<p>Asked about the quantum engine</p>"}),
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::CREATED, "{}", note.body);
+    lead(
+        &app,
+        &bright,
+        json!({"first_name": "Ada", "last_name": "Byron", "email": "ada@byron.test"}),
+    )
+    .await;
+    let found = |who: &Tokens, query: &str| {
+        let (app, access, url) = (&app, who.access.clone(), format!("/api/v1/leads?q={query}"));
+        async move {
+            let reply = app.get(&url, &access).await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}: {}", reply.body);
+            items(&reply.body)
+                .iter()
+                .map(|l| str_of(l, "last_name").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(found(&acme, "quantum").await, ["Lovelace"]);
+
+    app.admin_exec("TRUNCATE lead_search_terms").await;
+    app.admin_exec("DELETE FROM schema_migrations WHERE version = 17")
+        .await;
+    assert!(found(&acme, "ada").await.is_empty());
+    let database = app.pg.as_ref().expect("postgres database");
+    let owner = meridian_db::Db::connect(&meridian_db::ConnectOptions {
+        url: database.owner_url.clone(),
+        max_connections: 1,
+    })
+    .await
+    .expect("owner connection");
+    let applied = meridian_db::Migrator::run(&owner, Some(meridian_tests::pg::APP_ROLE))
+        .await
+        .expect("migrate");
+    owner.close().await;
+    assert_eq!(applied, [17]);
+
+    for (query, expected) in [
+        ("ada+love", "Lovelace"),
+        ("quantum", "Lovelace"),
+        ("analytical", "Lovelace"),
+        ("5550123", "Lovelace"),
+    ] {
+        assert_eq!(found(&acme, query).await, [expected], "{query}");
+    }
+    assert_eq!(found(&bright, "ada").await, ["Byron"]);
+    assert!(found(&bright, "quantum").await.is_empty());
+}

@@ -15,12 +15,13 @@
 //! connection, and only if none is kept a new one from sqlx. Leases hold at most as many
 //! connections as there are permits, so a lease always finds one here or room in sqlx.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Executor, Pool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
 
 /// Connections beyond the configured pool size that sqlx may open for direct callers.
 pub(crate) const RESERVE: u32 = 2;
@@ -40,6 +41,9 @@ pub(crate) struct Warm<DB: Database> {
     kept: Mutex<Vec<Kept<DB>>>,
     size: u32,
     acquire_timeout: Duration,
+    /// A task that works on this pool's database (SQLite's background checkpoints), stopped when
+    /// the pool closes or is dropped.
+    beside: OnceLock<AbortHandle>,
 }
 
 struct Kept<DB: Database> {
@@ -62,6 +66,7 @@ where
             kept: Mutex::new(Vec::new()),
             size,
             acquire_timeout,
+            beside: OnceLock::new(),
         })
     }
 
@@ -71,6 +76,13 @@ where
 
     pub(crate) fn pool(&self) -> &Pool<DB> {
         &self.pool
+    }
+
+    /// Runs `task` for as long as this pool: it is aborted when the pool closes or is dropped.
+    pub(crate) fn run_beside(&self, task: AbortHandle) {
+        if let Err(task) = self.beside.set(task) {
+            task.abort();
+        }
     }
 
     /// Connections kept warm, for metrics (sqlx counts them as in use).
@@ -128,7 +140,18 @@ where
             std::mem::take(&mut *kept)
         };
         drop(kept);
+        if let Some(task) = self.beside.get() {
+            task.abort();
+        }
         self.pool.close().await;
+    }
+}
+
+impl<DB: Database> Drop for Warm<DB> {
+    fn drop(&mut self) {
+        if let Some(task) = self.beside.get() {
+            task.abort();
+        }
     }
 }
 

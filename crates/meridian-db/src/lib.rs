@@ -5,6 +5,7 @@
 //! Tenancy is typed: a [`TenantTx`] can only be opened from a [`Tenant`], and it binds the
 //! tenant's organization into PostgreSQL's row-level security settings before any query runs.
 
+mod checkpoint;
 pub mod jobs;
 mod lease;
 mod migrate;

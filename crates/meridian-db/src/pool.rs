@@ -92,7 +92,9 @@ const SQLITE_MMAP_BYTES: u64 = 1 << 34;
 const SQLITE_CACHE_KIB: u64 = 64 * 1024;
 /// WAL pages after which a commit copies the log back into the database (SQLite's default is
 /// 1,000, about 4 MiB). Bulk writes dirty the same index pages commit after commit; a 40 MiB log
-/// copies each of them back once per checkpoint instead of once per commit or two.
+/// copies each of them back once per checkpoint instead of once per commit or two. A background
+/// task copies the log back between commits (`checkpoint.rs`), so the commit that reaches this
+/// finds most pages copied already and mainly lets the log start again from its beginning.
 const SQLITE_WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// The database on one of the two engines: sqlx's pool, with the connections between
@@ -170,7 +172,12 @@ impl Db {
         };
         // No ping before handing out a connection: a dead connection fails its query instead,
         // and the ping costs a round trip on every request.
-        Db::open(target, options.max_connections, false).await
+        let db = Db::open(target, options.max_connections, false).await?;
+        // One checkpointer per database a process serves: siblings share it.
+        if let Engines::Sqlite(warm) = &db.0 {
+            warm.run_beside(crate::checkpoint::spawn(warm.pool().clone()));
+        }
+        Ok(db)
     }
 
     /// A second `Db` on the same database with the same connection settings and a pool of its

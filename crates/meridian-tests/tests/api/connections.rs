@@ -172,3 +172,43 @@ async fn waiting_callers_are_served_in_turn(engine: Engine) {
     assert!(idle >= 1, "the leases' connection is kept: {idle} idle");
     db.close().await;
 }
+
+/// SQLite's write-ahead log is copied back into the database file by `meridian-db`'s background
+/// checkpointer, not only by the commit that takes the log past the autocheckpoint threshold:
+/// the transaction here writes about a tenth of that threshold, and the database file still
+/// receives its pages while the pool stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_log_is_copied_back_in_the_background() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("checkpoint.db");
+    let db = Db::connect(&meridian_db::ConnectOptions {
+        url: format!("sqlite://{}", path.display()),
+        max_connections: 2,
+    })
+    .await
+    .expect("sqlite");
+    let mut tx = db.global().await.expect("begin");
+    tx.execute(sql("CREATE TABLE filler (body TEXT NOT NULL)"))
+        .await
+        .expect("create");
+    // 4,000 rows of 1,000 characters: about 1,000 pages of 4 KiB.
+    tx.execute(sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) \
+         INSERT INTO filler (body) SELECT hex(randomblob(500)) FROM n",
+    ))
+    .await
+    .expect("fill");
+    tx.commit().await.expect("commit");
+
+    let file_size = || std::fs::metadata(&path).map_or(0, |m| m.len());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while file_size() < 3_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file holds {} bytes: the log was not copied back",
+            file_size()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.close().await;
+}

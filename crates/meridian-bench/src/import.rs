@@ -840,9 +840,10 @@ async fn check_same_rows(
     floor: &Tokens,
     rows: u64,
 ) -> anyhow::Result<usize> {
+    // Active leads only: the e-mail index covers those (without it, each sample read the table).
     let query = "SELECT first_name, last_name, email, phone, state, country, source, utm_source, \
                  utm_medium, utm_campaign, custom_fields, search_text FROM leads \
-                 WHERE org_id = $1 AND email = $2";
+                 WHERE org_id = $1 AND email = $2 AND archived_at IS NULL";
     let tenants = [imported, floor].map(|t| Tenant::for_verified_credentials(&t.org_id, None));
     for tenant in &tenants {
         let mut tx = app.db.tenant_read(tenant).await?;

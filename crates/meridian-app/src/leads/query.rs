@@ -631,10 +631,10 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
         //
         // When one word is rare (fewer than `RARE_WORD_ENTRIES` entries: a number, a surname,
         // most of an e-mail address), its leads are the candidates and the other words are
-        // checked in each candidate's search text. Otherwise the words' ranges are intersected
-        // in the word table: reading two common words ("maria", "garc") is tens of thousands of
-        // entries, which the intersection needs anyway, but a rare word spares reading them at
-        // all. Each count stops at the threshold and each branch runs only if chosen (PostgreSQL
+        // checked in each candidate's search text. Otherwise the ranges of the two longest words
+        // are intersected in the word table: reading two common words ("maria", "garc") is tens
+        // of thousands of entries, which the intersection needs anyway, but a rare word spares
+        // reading them at all. Each count stops at the threshold and each branch runs only if chosen (PostgreSQL
         // evaluates an uncorrelated subquery when its value is first needed).
         Engine::Postgres => {
             let ranges: Vec<String> = words
@@ -648,12 +648,20 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
                     )
                 })
                 .collect();
-            let intersection = format!("ARRAY({})", ranges.join(" INTERSECT "));
             if ranges.len() == 1 {
-                return format!("l.number = ANY({intersection})");
+                return format!("l.number = ANY(ARRAY({}))", ranges[0]);
             }
             let mut by_length: Vec<usize> = (0..words.len()).collect();
             by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
+            // With every word common, the two longest are intersected and any others are only
+            // checked in the search text: a short word ("0", an initial) can have hundreds of
+            // thousands of entries, and reading them cost a second for "maria.garcia0".
+            let longest: Vec<&str> = by_length
+                .iter()
+                .take(2)
+                .map(|&i| ranges[i].as_str())
+                .collect();
+            let intersection = format!("ARRAY({})", longest.join(" INTERSECT "));
             let limit = b.push(Arg::Int(Some(RARE_WORD_ENTRIES)));
             let rare_branches: Vec<String> = by_length
                 .iter()

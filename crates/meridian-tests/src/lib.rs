@@ -342,6 +342,24 @@ impl TestApp {
         self.call("GET", path, Some(token), None).await
     }
 
+    /// Every page of a cursor-paginated list, following `next_cursor` from `path` (which may
+    /// carry its own query): the body of each page, in order. Fails on any status but 200.
+    pub async fn pages(&self, path: &str, token: &str) -> Vec<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut pages = Vec::new();
+        let mut url = path.to_owned();
+        loop {
+            let page = self.get(&url, token).await;
+            assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.body);
+            let next = page.body["next_cursor"].as_str().map(str::to_owned);
+            pages.push(page.body);
+            match next {
+                Some(cursor) => url = format!("{path}{separator}cursor={cursor}"),
+                None => return pages,
+            }
+        }
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
         self.call("POST", path, Some(token), Some(body)).await
     }

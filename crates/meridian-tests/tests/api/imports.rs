@@ -1271,26 +1271,14 @@ async fn search_finds_leads_by_common_and_rare_words(engine: Engine) {
     assert_eq!(done["counts"]["created"], 2201, "{done}");
 
     let everything = |query: &'static str| {
-        let app = &app;
-        let owner = &owner;
+        let (app, access) = (&app, owner.access.clone());
         async move {
-            let mut emails = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let url = match &cursor {
-                    Some(c) => format!("/api/v1/leads?q={query}&limit=100&cursor={c}"),
-                    None => format!("/api/v1/leads?q={query}&limit=100"),
-                };
-                let page = app.get(&url, &owner.access).await;
-                assert_eq!(page.status, StatusCode::OK, "{url}: {}", page.body);
-                for lead in page.body["items"].as_array().expect("items") {
-                    emails.push(lead["email"].as_str().unwrap_or("").to_owned());
-                }
-                match page.body["next_cursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => return emails,
-                }
-            }
+            app.pages(&format!("/api/v1/leads?q={query}&limit=100"), &access)
+                .await
+                .iter()
+                .flat_map(|page| page["items"].as_array().cloned().unwrap_or_default())
+                .map(|lead| lead["email"].as_str().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
         }
     };
     // Two common words: 1,100 leads share both, and the rare Zinnia shares one.

@@ -15,6 +15,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::http1::Getter;
 use crate::load::{OpResult, Stats, Window, drive};
 
 /// Which parts of the benchmark to run.
@@ -161,10 +162,6 @@ async fn send(request: reqwest::RequestBuilder) -> OpResult {
     Ok(())
 }
 
-async fn get(client: &reqwest::Client, url: &Arc<str>, auth: &HeaderValue) -> OpResult {
-    send(client.get(&**url).header(AUTHORIZATION, auth.clone())).await
-}
-
 /// What `GET /auth/me` runs against the database for an access token (`auth::service`'s
 /// `authenticate_access_token`): one statement, outside any transaction, reading the token with its
 /// principal (PostgreSQL: through `credential_access_token`, which sets the token hash itself).
@@ -213,8 +210,8 @@ const SQLITE_PRINCIPAL_BY_TOKEN: &str = "SELECT t.org_id, t.user_id, t.expires_a
      WHERE t.token_hash = $1";
 
 /// The first page of members, as `orgs::store::list_members` reads it without a cursor.
-const SQLITE_FIRST_MEMBERS: &str = "SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at \
-     FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 \
+const SQLITE_FIRST_MEMBERS: &str = "SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at, \
+     lower(u.name) AS name_key FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 \
      ORDER BY lower(u.name), m.user_id LIMIT $2";
 
 type PrincipalByToken = (
@@ -250,14 +247,15 @@ BEGIN
 END $fn$;
 
 CREATE OR REPLACE FUNCTION bench_members(h text, lim integer)
-RETURNS TABLE (user_id text, email text, name text, role text, disabled boolean, created_at timestamptz)
+RETURNS TABLE (user_id text, email text, name text, role text, disabled boolean, created_at timestamptz,
+               name_key text)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE p record;
 BEGIN
     SELECT * INTO p FROM bench_principal(h);
     IF p IS NULL OR p.disabled THEN RETURN; END IF;
-    RETURN QUERY SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at
+    RETURN QUERY SELECT m.user_id, u.email, u.name, m.role, m.disabled, m.created_at, lower(u.name)
         FROM memberships m JOIN users u ON u.id = m.user_id
         WHERE m.org_id = p.org_id
         ORDER BY lower(u.name), m.user_id LIMIT lim;
@@ -409,23 +407,19 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
     let window = settings.window;
     let conc = settings.concurrency;
     let mut rows = Vec::new();
-    let me_app = {
-        let (client, url, auth) = (client.clone(), Arc::clone(&me_url), auth.clone());
-        move |_: usize, _: u64| {
-            let (client, url, auth) = (client.clone(), Arc::clone(&url), auth.clone());
-            async move { get(&client, &url, &auth).await }
-        }
+    let bearer = format!("Bearer {token}");
+    let me_getter = Getter::new(&server.base, "/api/v1/auth/me", Some(&bearer), conc)?;
+    let me_app = move |worker: usize, _: u64| {
+        let getter = Arc::clone(&me_getter);
+        async move { getter.get(worker).await }
     };
 
     if settings.scenarios.contains(&Scenario::Health) {
         say(engine, &format!("{HEALTH}: {conc} in flight"));
-        let (c, u) = (
-            client.clone(),
-            Arc::<str>::from(format!("{}/health", server.base)),
-        );
-        let stats = drive(conc, window, move |_, _| {
-            let (client, url) = (c.clone(), Arc::clone(&u));
-            async move { send(client.get(&*url)).await }
+        let getter = Getter::new(&server.base, "/health", None, conc)?;
+        let stats = drive(conc, window, move |worker, _| {
+            let getter = Arc::clone(&getter);
+            async move { getter.get(worker).await }
         })
         .await;
         rows.push(Row {
@@ -458,10 +452,10 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
 
     if settings.scenarios.contains(&Scenario::Members) {
         say(engine, &format!("{MEMBERS_APP}: {conc} in flight"));
-        let (c, u, a) = (client.clone(), Arc::clone(&members_url), auth.clone());
-        let stats = drive(conc, window, move |_, _| {
-            let (client, url, auth) = (c.clone(), Arc::clone(&u), a.clone());
-            async move { get(&client, &url, &auth).await }
+        let getter = Getter::new(&server.base, "/api/v1/members", Some(&bearer), conc)?;
+        let stats = drive(conc, window, move |worker, _| {
+            let getter = Arc::clone(&getter);
+            async move { getter.get(worker).await }
         })
         .await;
         rows.push(Row {

@@ -7,6 +7,7 @@
 
 mod api;
 mod crm;
+mod http1;
 mod import;
 mod jobs;
 mod load;

@@ -430,49 +430,50 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
     }
 
     if settings.scenarios.contains(&Scenario::Me) {
-        say(engine, &format!("{ME_APP}: {conc} in flight"));
-        rows.push(Row {
-            label: ME_APP,
-            stats: drive(conc, window, me_app.clone()).await,
-        });
-        settle().await;
-        say(engine, &format!("{ME_FLOOR}: {conc} in flight"));
+        say(
+            engine,
+            &format!("{ME_APP} and {ME_FLOOR}, in turns: {conc} in flight"),
+        );
         let (db, token) = (server.db.clone(), Arc::clone(&token));
-        let stats = drive(conc, window, move |_, _| {
+        let floor = move |_: usize, _: u64| {
             let (db, token) = (db.clone(), Arc::clone(&token));
             async move { me_floor(&db, &token).await.map(|_| ()) }
-        })
-        .await;
+        };
+        let (app, floor) = app_and_floor(conc, window, me_app.clone(), floor).await;
+        rows.push(Row {
+            label: ME_APP,
+            stats: app,
+        });
         rows.push(Row {
             label: ME_FLOOR,
-            stats,
+            stats: floor,
         });
         settle().await;
     }
 
     if settings.scenarios.contains(&Scenario::Members) {
-        say(engine, &format!("{MEMBERS_APP}: {conc} in flight"));
+        say(
+            engine,
+            &format!("{MEMBERS_APP} and {MEMBERS_FLOOR}, in turns: {conc} in flight"),
+        );
         let getter = Getter::new(&server.base, "/api/v1/members", Some(&bearer), conc)?;
-        let stats = drive(conc, window, move |worker, _| {
+        let app = move |worker: usize, _: u64| {
             let getter = Arc::clone(&getter);
             async move { getter.get(worker).await }
-        })
-        .await;
-        rows.push(Row {
-            label: MEMBERS_APP,
-            stats,
-        });
-        settle().await;
-        say(engine, &format!("{MEMBERS_FLOOR}: {conc} in flight"));
+        };
         let (db, token, expected) = (server.db.clone(), Arc::clone(&token), settings.members);
-        let stats = drive(conc, window, move |_, _| {
+        let floor = move |_: usize, _: u64| {
             let (db, token) = (db.clone(), Arc::clone(&token));
             async move { members_floor(&db, &token, expected).await }
-        })
-        .await;
+        };
+        let (app, floor) = app_and_floor(conc, window, app, floor).await;
+        rows.push(Row {
+            label: MEMBERS_APP,
+            stats: app,
+        });
         rows.push(Row {
             label: MEMBERS_FLOOR,
-            stats,
+            stats: floor,
         });
         settle().await;
     }
@@ -562,6 +563,48 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
 
 /// A short pause between scenarios so one's tail (closing connections, a WAL checkpoint) does
 /// not land in the next one's warm-up.
+/// Slices an endpoint's window is cut into for [`app_and_floor`].
+const SLICES: u32 = 6;
+/// Unrecorded ramp-up of every slice after the first (connections are warm by then).
+const SLICE_WARMUP: Duration = Duration::from_millis(200);
+
+/// Measures an endpoint and its floor in turns, slice by slice (app, floor, floor, app, app,
+/// floor), so both are measured on the same machine. On this 2-core VM the same binary's
+/// throughput moves by up to a third between runs minutes apart; measured one whole window
+/// after the other, such a swing between the two windows moved the app/floor ratio by as much.
+async fn app_and_floor<A, AppFut, F, FloorFut>(
+    concurrency: usize,
+    window: Window,
+    app: A,
+    floor: F,
+) -> (Stats, Stats)
+where
+    A: Fn(usize, u64) -> AppFut + Clone + Send + Sync + 'static,
+    AppFut: Future<Output = OpResult> + Send + 'static,
+    F: Fn(usize, u64) -> FloorFut + Clone + Send + Sync + 'static,
+    FloorFut: Future<Output = OpResult> + Send + 'static,
+{
+    let (mut apps, mut floors) = (Vec::new(), Vec::new());
+    for slice in 0..SLICES {
+        let slice_window = Window {
+            warmup: if slice == 0 {
+                window.warmup
+            } else {
+                SLICE_WARMUP
+            },
+            duration: window.duration / SLICES,
+        };
+        if slice % 2 == 0 {
+            apps.push(drive(concurrency, slice_window, app.clone()).await);
+            floors.push(drive(concurrency, slice_window, floor.clone()).await);
+        } else {
+            floors.push(drive(concurrency, slice_window, floor.clone()).await);
+            apps.push(drive(concurrency, slice_window, app.clone()).await);
+        }
+    }
+    (Stats::merge(apps), Stats::merge(floors))
+}
+
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 }

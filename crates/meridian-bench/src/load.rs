@@ -66,6 +66,46 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// One scenario's measurements from several windows of it: every latency, every request, the
+    /// windows' lengths added up, and the CPU shares weighted by each window's length.
+    pub fn merge(parts: Vec<Stats>) -> Stats {
+        let mut merged = Stats {
+            concurrency: parts.first().map_or(0, |part| part.concurrency),
+            ok: 0,
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+            latencies_ns: Vec::with_capacity(parts.iter().map(|p| p.latencies_ns.len()).sum()),
+            machine_busy: None,
+            process_busy: None,
+        };
+        let weighted = |share: fn(&Stats) -> Option<f64>| {
+            let mut sum = 0.0;
+            let mut seconds = 0.0;
+            for part in &parts {
+                let secs = part.elapsed.as_secs_f64();
+                sum += share(part)? * secs;
+                seconds += secs;
+            }
+            (seconds > 0.0).then(|| sum / seconds)
+        };
+        merged.machine_busy = weighted(|part| part.machine_busy);
+        merged.process_busy = weighted(|part| part.process_busy);
+        for part in parts {
+            merged.ok += part.ok;
+            merged.errors += part.errors;
+            if merged.first_error.is_none() {
+                merged.first_error = part.first_error;
+            }
+            merged.elapsed += part.elapsed;
+            merged.latencies_ns.extend(part.latencies_ns);
+        }
+        merged.latencies_ns.sort_unstable();
+        merged
+    }
+}
+
 struct WorkerResult {
     latencies_ns: Vec<u64>,
     errors: u64,
@@ -184,6 +224,34 @@ mod tests {
             machine_busy: None,
             process_busy: None,
         }
+    }
+
+    #[test]
+    fn merged_windows_keep_every_latency_and_weigh_cpu_by_length() {
+        let mut short = stats(&[1, 3]);
+        short.elapsed = Duration::from_secs(1);
+        short.machine_busy = Some(1.0);
+        short.process_busy = Some(0.5);
+        short.errors = 1;
+        short.first_error = Some("first".to_owned());
+        let mut long = stats(&[2, 4, 5]);
+        long.elapsed = Duration::from_secs(3);
+        long.machine_busy = Some(0.6);
+        long.process_busy = None;
+        long.first_error = Some("second".to_owned());
+        let merged = Stats::merge(vec![short, long]);
+        assert_eq!(merged.ok, 5);
+        assert_eq!(merged.errors, 1);
+        assert_eq!(merged.first_error.as_deref(), Some("first"));
+        assert_eq!(merged.elapsed, Duration::from_secs(4));
+        assert_eq!(merged.percentile_ms(60.0), 3.0);
+        assert_eq!(merged.max_ms(), 5.0);
+        assert_eq!(merged.rate(), 1.25);
+        let busy = merged
+            .machine_busy
+            .expect("both windows measured the machine");
+        assert!((busy - 0.7).abs() < 1e-9, "{busy}");
+        assert_eq!(merged.process_busy, None);
     }
 
     #[test]

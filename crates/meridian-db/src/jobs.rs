@@ -59,6 +59,14 @@ impl JobStatus {
     pub fn parse(text: &str) -> Option<JobStatus> {
         JobStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
+
+    /// Scheduled, available or retrying: counted in the queue depth.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Scheduled | JobStatus::Available | JobStatus::Retrying
+        )
+    }
 }
 
 impl std::fmt::Display for JobStatus {
@@ -567,6 +575,22 @@ pub async fn counts(tx: &mut Tx, scope: Scope<'_>) -> Result<Vec<JobCount>, sqlx
     if let Some(org) = org {
         q = q.bind(org);
     }
+    tx.fetch_all(q).await
+}
+
+/// Every organization's unfinished jobs (scheduled, available, retrying, running) and dead ones,
+/// by kind and status: what `/metrics` reports. Call it in the queue runner's scope
+/// ([`Db::queue_read`]). Each part reads through its partial index (`jobs_ready`, `jobs_running`,
+/// `jobs_failed`), so the succeeded jobs kept for a month are never scanned.
+#[tracing::instrument(skip_all)]
+pub async fn open_counts(tx: &mut Tx) -> Result<Vec<JobCount>, sqlx::Error> {
+    let q = sql("SELECT kind, status, COUNT(*) AS count FROM jobs \
+         WHERE status IN ('scheduled', 'available', 'retrying') GROUP BY kind, status \
+         UNION ALL SELECT kind, status, COUNT(*) AS count FROM jobs \
+         WHERE status = 'running' GROUP BY kind, status \
+         UNION ALL SELECT kind, status, COUNT(*) AS count FROM jobs \
+         WHERE last_error IS NOT NULL AND status = 'dead' GROUP BY kind, status \
+         ORDER BY kind, status");
     tx.fetch_all(q).await
 }
 

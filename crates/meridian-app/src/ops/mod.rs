@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use meridian_db::Migrator;
+use meridian_db::jobs::{self, JobStatus};
+use meridian_db::{Db, Migrator};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 
@@ -73,15 +74,80 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     (status, axum::Json(body))
 }
 
-/// Prometheus text exposition: request counts and latency by route, pool usage.
+/// Prometheus text exposition: request counts and latency by route, pool usage, and the job
+/// queue of every organization.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (size, idle) = state.db.pool_state();
     let idle = u32::try_from(idle).unwrap_or(u32::MAX);
     metrics::gauge!("meridian_db_pool_connections", "state" => "idle").set(f64::from(idle));
     metrics::gauge!("meridian_db_pool_connections", "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+    let mut body = state.metrics.render();
+    body.push_str(&job_metrics(&state.db).await);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// The job queue as read at this scrape, written out directly rather than through the
+/// process-wide recorder: a gauge kept there would go on showing a kind's last count after its
+/// jobs are gone, and every app sharing the process would report the others' queues.
+async fn job_metrics(db: &Db) -> String {
+    let counts = async {
+        let mut tx = db.queue_read().await?;
+        let counts = jobs::open_counts(&mut tx).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(counts)
+    }
+    .await;
+    let mut out = String::from(
+        "# HELP meridian_job_metrics_up Whether the job counts below could be read at this scrape.\n\
+         # TYPE meridian_job_metrics_up gauge\n",
+    );
+    let counts = match counts {
+        Ok(counts) => counts,
+        Err(error) => {
+            tracing::warn!(%error, "reading the job queue for /metrics");
+            out.push_str("meridian_job_metrics_up 0\n");
+            return out;
+        }
+    };
+    let depth: i64 = counts
+        .iter()
+        .filter(|c| JobStatus::parse(&c.status).is_some_and(JobStatus::is_waiting))
+        .map(|c| c.count)
+        .sum();
+    out.push_str(&format!(
+        "meridian_job_metrics_up 1\n\
+         # HELP meridian_job_queue_depth Jobs waiting to run (scheduled, available or retrying), all organizations.\n\
+         # TYPE meridian_job_queue_depth gauge\n\
+         meridian_job_queue_depth {depth}\n\
+         # HELP meridian_jobs Unfinished and dead jobs by kind and status, all organizations.\n\
+         # TYPE meridian_jobs gauge\n"
+    ));
+    for count in counts {
+        out.push_str(&format!(
+            "meridian_jobs{{kind=\"{}\",status=\"{}\"}} {}\n",
+            label_value(&count.kind),
+            label_value(&count.status),
+            count.count
+        ));
+    }
+    out
+}
+
+/// A Prometheus label value: backslash, double quote and line feed escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_value;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("email.send"), "email.send");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 }

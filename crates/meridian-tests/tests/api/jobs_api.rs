@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 both_engines!(
     admins_see_the_queue_and_retry_or_discard_jobs,
+    metrics_report_every_organizations_queue,
     members_are_refused_and_other_orgs_jobs_do_not_exist,
     the_operations_page_shows_failures_and_retries_by_form,
 );
@@ -78,6 +79,60 @@ async fn succeeded_job(app: &TestApp, org_id: &str, kind: &str) -> String {
             .expect("complete")
     );
     id
+}
+
+/// The `meridian_jobs` and `meridian_job_queue_depth` lines of a `/metrics` scrape, sorted.
+async fn job_lines(app: &TestApp) -> Vec<String> {
+    let scrape = app.call("GET", "/metrics", None, None).await;
+    assert_eq!(scrape.status, StatusCode::OK);
+    let text = scrape.body.as_str().expect("text exposition");
+    assert!(text.contains("meridian_job_metrics_up 1\n"), "{text}");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| line.starts_with("meridian_job"))
+        .filter(|line| !line.starts_with("meridian_job_metrics_up"))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+async fn metrics_report_every_organizations_queue(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let acme = app.create_org("Acme Growth", "ada@acme.test").await;
+    let globex = app.create_org("Globex", "hank@globex.test").await;
+    assert_eq!(job_lines(&app).await, ["meridian_job_queue_depth 0"]);
+
+    dead_job(
+        &app,
+        &globex.org_id,
+        NewJob::new("test.email", "{}"),
+        "SMTP said 550",
+    )
+    .await;
+    succeeded_job(&app, &acme.org_id, "test.noop").await;
+    let busy = enqueued(&app.db, &acme.org_id, NewJob::new("test.slow", "{}")).await;
+    claimed(&app.db, &busy).await;
+    enqueued(&app.db, &acme.org_id, NewJob::new("test.noop", "{}")).await;
+    enqueued(&app.db, &globex.org_id, NewJob::new("test.noop", "{}")).await;
+    enqueued(
+        &app.db,
+        &globex.org_id,
+        NewJob::new("test.digest", "{}").run_at(meridian_db::now() + time::Duration::hours(2)),
+    )
+    .await;
+
+    // Both organizations' jobs, the succeeded one left out; the depth counts the waiting ones.
+    assert_eq!(
+        job_lines(&app).await,
+        [
+            "meridian_job_queue_depth 3",
+            "meridian_jobs{kind=\"test.digest\",status=\"scheduled\"} 1",
+            "meridian_jobs{kind=\"test.email\",status=\"dead\"} 1",
+            "meridian_jobs{kind=\"test.noop\",status=\"available\"} 2",
+            "meridian_jobs{kind=\"test.slow\",status=\"running\"} 1",
+        ]
+    );
 }
 
 fn problem_detail(body: &Value) -> String {

@@ -74,6 +74,9 @@ impl EngineReport {
     }
 }
 
+const ME_PATH: &str = "/api/v1/auth/me";
+const MEMBERS_PATH: &str = "/api/v1/members";
+
 pub const HEALTH: &str = "GET /health  HTTP only, no DB";
 pub const ME_APP: &str = "GET /auth/me  app (HTTP)";
 pub const ME_FLOOR: &str = "GET /auth/me  floor (sqlx)";
@@ -368,14 +371,13 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
     let server = server(&app, settings.db_pool, settings.ping_on_acquire).await?;
     let token: Arc<str> = owner.access.clone().into();
     let auth = HeaderValue::from_str(&format!("Bearer {token}"))?;
-    let client = client(settings.concurrency + settings.login_concurrency)?;
-    let me_url: Arc<str> = format!("{}/api/v1/auth/me", server.base).into();
-    let members_url: Arc<str> = format!("{}/api/v1/members", server.base).into();
+    // Setup and logins only: the measured GETs have connections of their own (`Getter`).
+    let client = client(settings.login_concurrency)?;
     let login_url: Arc<str> = format!("{}/api/v1/auth/login", server.base).into();
 
     // The endpoints answer what the floor assumes before anything is timed.
     let me: serde_json::Value = client
-        .get(&*me_url)
+        .get(format!("{}{ME_PATH}", server.base))
         .header(AUTHORIZATION, auth.clone())
         .send()
         .await?
@@ -386,7 +388,7 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
         bail!("GET /auth/me answered {me}");
     }
     let members: serde_json::Value = client
-        .get(&*members_url)
+        .get(format!("{}{MEMBERS_PATH}", server.base))
         .header(AUTHORIZATION, auth.clone())
         .send()
         .await?
@@ -408,18 +410,14 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
     let conc = settings.concurrency;
     let mut rows = Vec::new();
     let bearer = format!("Bearer {token}");
-    let me_getter = Getter::new(&server.base, "/api/v1/auth/me", Some(&bearer), conc)?;
-    let me_app = move |worker: usize, _: u64| {
-        let getter = Arc::clone(&me_getter);
-        async move { getter.get(worker).await }
-    };
+    let me_getter = Getter::new(&server.base, ME_PATH, Some(&bearer), conc)?;
+    let me_app = move |worker: usize, _: u64| Arc::clone(&me_getter).get(worker);
 
     if settings.scenarios.contains(&Scenario::Health) {
         say(engine, &format!("{HEALTH}: {conc} in flight"));
         let getter = Getter::new(&server.base, "/health", None, conc)?;
         let stats = drive(conc, window, move |worker, _| {
-            let getter = Arc::clone(&getter);
-            async move { getter.get(worker).await }
+            Arc::clone(&getter).get(worker)
         })
         .await;
         rows.push(Row {
@@ -456,11 +454,8 @@ pub async fn run_engine(engine: Engine, settings: &Settings) -> anyhow::Result<E
             engine,
             &format!("{MEMBERS_APP} and {MEMBERS_FLOOR}, in turns: {conc} in flight"),
         );
-        let getter = Getter::new(&server.base, "/api/v1/members", Some(&bearer), conc)?;
-        let app = move |worker: usize, _: u64| {
-            let getter = Arc::clone(&getter);
-            async move { getter.get(worker).await }
-        };
+        let getter = Getter::new(&server.base, MEMBERS_PATH, Some(&bearer), conc)?;
+        let app = move |worker: usize, _: u64| Arc::clone(&getter).get(worker);
         let (db, token, expected) = (server.db.clone(), Arc::clone(&token), settings.members);
         let floor = move |_: usize, _: u64| {
             let (db, token) = (db.clone(), Arc::clone(&token));

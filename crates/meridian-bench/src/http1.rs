@@ -63,7 +63,7 @@ impl Getter {
     /// Sends the request on `worker`'s connection (opening it when there is none) and reads the
     /// whole answer; anything but 200 is an error. A failed connection is dropped, so the next
     /// request opens a fresh one.
-    pub async fn get(&self, worker: usize) -> OpResult {
+    pub async fn get(self: Arc<Self>, worker: usize) -> OpResult {
         let slot = self
             .connections
             .get(worker)
@@ -237,9 +237,12 @@ mod tests {
             Getter::new(&format!("http://{addr}"), "/x", Some("Bearer t"), 1).expect("getter");
         // The server accepts one connection: a second one would wait for an answer forever.
         let within = |f| tokio::time::timeout(std::time::Duration::from_secs(5), f);
-        assert_eq!(within(getter.get(0)).await.expect("in time"), Ok(()));
         assert_eq!(
-            within(getter.get(0)).await.expect("in time"),
+            within(Arc::clone(&getter).get(0)).await.expect("in time"),
+            Ok(())
+        );
+        assert_eq!(
+            within(Arc::clone(&getter).get(0)).await.expect("in time"),
             Err("401: denied".to_owned())
         );
         assert!(getter.get(1).await.is_err());

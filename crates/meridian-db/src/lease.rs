@@ -140,18 +140,22 @@ where
             std::mem::take(&mut *kept)
         };
         drop(kept);
+        self.stop_beside();
+        self.pool.close().await;
+    }
+}
+
+impl<DB: Database> Warm<DB> {
+    fn stop_beside(&self) {
         if let Some(task) = self.beside.get() {
             task.abort();
         }
-        self.pool.close().await;
     }
 }
 
 impl<DB: Database> Drop for Warm<DB> {
     fn drop(&mut self) {
-        if let Some(task) = self.beside.get() {
-            task.abort();
-        }
+        self.stop_beside();
     }
 }
 

@@ -17,7 +17,7 @@
 //!
 //! The floor deliberately skips what the app adds on top of storing rows: reading and parsing the
 //! file, normalizing every value, the duplicate checks, the activity rows, the search words (an
-//! explicit step of the app on both engines: FTS5 on SQLite, `lead_search_terms` on PostgreSQL),
+//! explicit step of the app on both engines: FTS5 on SQLite, `lead_search_postings` on PostgreSQL),
 //! the checkpoints that make a commit resumable. The per-stage counters are kept by triggers on
 //! the table, so the floor pays for them as the app does. The floor runs first, so the app imports into the larger table. Before each
 //! timed step the database is analyzed (PostgreSQL: `VACUUM ANALYZE`) and checkpointed, so the
@@ -1127,7 +1127,7 @@ pub fn text(report: &Report, settings: &Settings) -> String {
          checkpoints that make the commit resumable.\n",
         report.checked_rows,
         match report.engine {
-            Engine::Postgres => "the search words (lead_search_terms)",
+            Engine::Postgres => "the search words (lead_search_postings)",
             Engine::Sqlite => "the FTS5 search index",
         }
     ));

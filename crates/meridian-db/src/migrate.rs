@@ -43,6 +43,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_import_search_backlog"),
     migration!(16, "0016_tenant_read_functions"),
     migration!(17, "0017_search_words_by_number"),
+    migration!(18, "0018_search_postings"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -624,20 +624,10 @@ async fn write_search_words(
     import_id: String,
     (seq, first, last): (i64, i64, i64),
 ) -> sqlx::Result<()> {
-    let mut keep_existing = false;
-    loop {
-        let mut tx = db.tenant(&tenant).await?;
-        match index_committed_for_search(&mut tx, first, last, keep_existing).await {
-            // Someone edited one of these leads first, and its trigger wrote its words.
-            Err(error) if !keep_existing && meridian_db::unique_violation(&error).is_some() => {
-                keep_existing = true;
-                continue;
-            }
-            result => result?,
-        }
-        store::set_search_pending(&mut tx, &import_id, seq, None).await?;
-        return tx.commit().await;
-    }
+    let mut tx = db.tenant(&tenant).await?;
+    index_committed_for_search(&mut tx, first, last).await?;
+    store::set_search_pending(&mut tx, &import_id, seq, None).await?;
+    tx.commit().await
 }
 
 /// Writes the search words a runner that stopped left pending (see migration 0015).

@@ -624,52 +624,58 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
             let p = b.text(&query.join(" AND "));
             format!("l.rowid IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH {p})")
         }
-        // Each word is a range over the word table's B-tree (see migration 0004 for why not a
-        // GIN index): words starting with `w` sort from `w` up to `w` followed by the largest
-        // code point. The matching leads are computed once, as an array, before the leads are
-        // read, and fetched by key.
+        // Each word is a range of rows in the posting lists (migration 0018, which says why not
+        // a GIN index): words starting with `w` sort from `w` up to `w` followed by the largest
+        // code point, and each row holds the numbers of one bucket of 1,024 leads. The matching
+        // leads are computed once, as an array, before the leads are read, and fetched by key.
         //
-        // When one word is rare (fewer than `RARE_WORD_ENTRIES` entries: a number, a surname,
-        // most of an e-mail address), its leads are the candidates and the other words are
-        // checked in each candidate's search text. Otherwise the ranges of the two longest words
-        // are intersected in the word table: reading two common words ("maria", "garc") is tens
-        // of thousands of entries, which the intersection needs anyway, but a rare word spares
-        // reading them at all. Each count stops at the threshold and each branch runs only if chosen (PostgreSQL
-        // evaluates an uncorrelated subquery when its value is first needed).
+        // When one word is rare (fewer than `RARE_WORD_ENTRIES` leads: a number, a surname, most
+        // of an e-mail address), its leads are the candidates and the other words are checked
+        // in each candidate's search text. Otherwise the two longest words are intersected
+        // bucket by bucket (each side's matching words united per bucket first); any others are
+        // only checked in the search text, as a short word ("0", an initial) can match hundreds
+        // of thousands of leads. Each count stops at the threshold and each branch runs only if
+        // chosen (PostgreSQL evaluates an uncorrelated subquery when its value is first needed).
         Engine::Postgres => {
             let ranges: Vec<String> = words
                 .iter()
                 .map(|w| {
                     let from = b.text(w);
                     let to = b.text(&format!("{w}\u{10FFFF}"));
-                    format!(
-                        "SELECT t.lead_number FROM lead_search_terms t WHERE t.org_id = {org} \
-                         AND t.term >= {from} AND t.term < {to}"
-                    )
+                    format!("p.org_id = {org} AND p.term >= {from} AND p.term < {to}")
                 })
                 .collect();
+            let numbers = |range: &str| {
+                format!("SELECT unnest(p.numbers) FROM lead_search_postings p WHERE {range}")
+            };
             if ranges.len() == 1 {
-                return format!("l.number = ANY(ARRAY({}))", ranges[0]);
+                return format!("l.number = ANY(ARRAY({}))", numbers(&ranges[0]));
             }
             let mut by_length: Vec<usize> = (0..words.len()).collect();
             by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
-            // With every word common, the two longest are intersected and any others are only
-            // checked in the search text: a short word ("0", an initial) can have hundreds of
-            // thousands of entries, and reading them cost a second for "maria.garcia0".
-            let longest: Vec<&str> = by_length
+            let by_bucket: Vec<String> = by_length
                 .iter()
                 .take(2)
-                .map(|&i| ranges[i].as_str())
+                .map(|&i| {
+                    format!(
+                        "(SELECT p.bucket, lead_numbers_union(p.numbers) AS numbers \
+                         FROM lead_search_postings p WHERE {} GROUP BY p.bucket)",
+                        ranges[i]
+                    )
+                })
                 .collect();
-            let intersection = format!("ARRAY({})", longest.join(" INTERSECT "));
+            let intersection = format!(
+                "ARRAY(SELECT unnest(a.numbers & b.numbers) FROM {} a JOIN {} b USING (bucket))",
+                by_bucket[0], by_bucket[1]
+            );
             let limit = b.push(Arg::Int(Some(RARE_WORD_ENTRIES)));
             let rare_branches: Vec<String> = by_length
                 .iter()
                 .map(|&i| {
-                    let range = &ranges[i];
+                    let numbers = numbers(&ranges[i]);
                     format!(
-                        "WHEN (SELECT count(*) FROM ({range} LIMIT {limit}) c) < {limit} \
-                         THEN ARRAY({range})"
+                        "WHEN (SELECT count(*) FROM ({numbers} LIMIT {limit}) c) < {limit} \
+                         THEN ARRAY({numbers})"
                     )
                 })
                 .collect();
@@ -689,7 +695,7 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
     }
 }
 
-/// Below this many word-table entries a search word is rare enough to drive a PostgreSQL
+/// Below this many matching leads a search word is rare enough to drive a PostgreSQL
 /// search alone (see `search_condition`).
 const RARE_WORD_ENTRIES: i64 = 1000;
 

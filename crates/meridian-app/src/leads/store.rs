@@ -211,7 +211,7 @@ pub async fn insert(tx: &mut TenantTx, lead: NewLead<'_>) -> sqlx::Result<()> {
 
 /// Adds newly inserted leads (numbers `first..=last`) to full-text search, in one statement per
 /// batch: per-row insert triggers made bulk imports several times slower on both engines.
-/// Updates and deletes are kept in step by triggers (migrations 0004 and 0005).
+/// Updates and deletes are kept in step by triggers (SQLite: migration 0004; PostgreSQL: 0018).
 #[tracing::instrument(skip_all)]
 pub async fn index_for_search(tx: &mut TenantTx, first: i64, last: i64) -> sqlx::Result<()> {
     let org_id = tx.org_id();
@@ -219,13 +219,12 @@ pub async fn index_for_search(tx: &mut TenantTx, first: i64, last: i64) -> sqlx:
         Engine::Sqlite => {
             "INSERT INTO leads_fts (rowid, search_text) SELECT rowid, search_text FROM leads \
              WHERE org_id = $1 AND number BETWEEN $2 AND $3"
+                .to_owned()
         }
-        Engine::Postgres => {
-            "INSERT INTO lead_search_terms (org_id, term, lead_number) \
-             SELECT DISTINCT l.org_id, w.word, l.number \
-             FROM leads l, unnest(string_to_array(l.search_text, ' ')) AS w(word) \
-             WHERE l.org_id = $1 AND l.number BETWEEN $2 AND $3 AND w.word <> ''"
-        }
+        Engine::Postgres => add_postings(
+            "SELECT org_id, number, search_text FROM leads \
+             WHERE org_id = $1 AND number BETWEEN $2 AND $3",
+        ),
     };
     tx.execute(sql(text).bind(&org_id).bind(first).bind(last))
         .await
@@ -235,34 +234,23 @@ pub async fn index_for_search(tx: &mut TenantTx, first: i64, last: i64) -> sqlx:
 /// Adds leads (numbers `first..=last`) that earlier transactions inserted to full-text search,
 /// as [`index_for_search`] does, for an import that writes its words separately (see migration
 /// 0015). The rows are locked for share, so an edit of one of them waits for its words and its
-/// trigger then replaces them. An edit that came first already wrote its words: the insert then
-/// fails as a unique violation, and the caller repeats it with `keep_existing`, which skips
-/// words already there (`ON CONFLICT DO NOTHING` doubles the cost, so it is not the default).
+/// trigger then moves them. Adding a lead to a posting list twice leaves it there once, so words
+/// an edit or an earlier attempt wrote first are harmless.
 /// PostgreSQL only in practice: SQLite imports index inside the chunk.
 #[tracing::instrument(skip_all)]
 pub async fn index_committed_for_search(
     tx: &mut TenantTx,
     first: i64,
     last: i64,
-    keep_existing: bool,
 ) -> sqlx::Result<()> {
     if tx.engine() == Engine::Sqlite {
         return index_for_search(tx, first, last).await;
     }
     let org_id = tx.org_id();
-    let on_conflict = if keep_existing {
-        " ON CONFLICT DO NOTHING"
-    } else {
-        ""
-    };
     tx.execute(
-        sql(format!(
-            "WITH batch AS (SELECT org_id, number, search_text FROM leads \
-               WHERE org_id = $1 AND number BETWEEN $2 AND $3 FOR SHARE) \
-             INSERT INTO lead_search_terms (org_id, term, lead_number) \
-             SELECT DISTINCT b.org_id, w.word, b.number \
-             FROM batch b, unnest(string_to_array(b.search_text, ' ')) AS w(word) \
-             WHERE w.word <> ''{on_conflict}"
+        sql(add_postings(
+            "SELECT org_id, number, search_text FROM leads \
+             WHERE org_id = $1 AND number BETWEEN $2 AND $3 FOR SHARE",
         ))
         .bind(&org_id)
         .bind(first)
@@ -270,6 +258,23 @@ pub async fn index_committed_for_search(
     )
     .await
     .map(|_| ())
+}
+
+/// PostgreSQL: adds the leads `batch` selects (org_id, number, search_text) to their words'
+/// posting lists (migration 0018), one row per word and bucket of 1,024 numbers, taken in key
+/// order so concurrent writers queue instead of deadlocking.
+fn add_postings(batch: &str) -> String {
+    format!(
+        "WITH batch AS ({batch}) \
+         INSERT INTO lead_search_postings (org_id, term, bucket, numbers) \
+         SELECT b.org_id, w.word, (b.number >> 10)::int, \
+                array_agg(DISTINCT b.number::int ORDER BY b.number::int) \
+         FROM batch b, unnest(lead_search_words(b.search_text)) AS w(word) \
+         GROUP BY b.org_id, w.word, (b.number >> 10)::int \
+         ORDER BY b.org_id, w.word COLLATE \"C\", (b.number >> 10)::int \
+         ON CONFLICT (org_id, term, bucket) \
+         DO UPDATE SET numbers = lead_search_postings.numbers | EXCLUDED.numbers"
+    )
 }
 
 #[tracing::instrument(skip_all)]

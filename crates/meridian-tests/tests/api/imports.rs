@@ -864,7 +864,9 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
         // wrote the words of some of its leads: half the words are missing and the chunk still
         // says so. The next runner writes the missing ones first, keeping the others.
         app.admin_exec(&format!(
-            "DELETE FROM lead_search_terms WHERE org_id = '{}' AND lead_number <= {}",
+            "UPDATE lead_search_postings \
+             SET numbers = numbers - ARRAY(SELECT generate_series(1, {1}))::int[] \
+             WHERE org_id = '{0}'",
             owner.org_id,
             meridian_app::imports::parse::CHUNK_ROWS / 2
         ))
@@ -937,7 +939,9 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
     // Every lead can be found: its search words were written, whichever connection wrote them.
     let (searchable,): (i64,) = tx
         .fetch_one(meridian_db::sql(match engine {
-            Engine::Postgres => "SELECT COUNT(DISTINCT lead_number) FROM lead_search_terms",
+            Engine::Postgres => {
+                "SELECT COUNT(DISTINCT n) FROM lead_search_postings, unnest(numbers) AS n"
+            }
             Engine::Sqlite => "SELECT COUNT(*) FROM leads_fts",
         }))
         .await

@@ -16,6 +16,7 @@ both_engines!(
     bulk_actions_and_merge,
     saved_views_are_personal_or_shared,
     stage_counters_follow_every_write,
+    search_follows_edits_notes_and_deletes,
 );
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -1515,11 +1516,11 @@ async fn stage_counters_follow_every_write(engine: Engine) {
     assert_eq!(theirs[0].2, 1);
 }
 
-/// Migration 0017 rebuilds PostgreSQL's search words from every lead's `search_text` (names,
-/// e-mail, phone and note words) into a new table the app role can use, under row-level security.
-/// The words are emptied first, so only the migration can make the leads findable again.
+/// Migration 0018 rebuilds PostgreSQL's posting lists from every lead's `search_text` (names,
+/// e-mail, phone and note words) into a table the app role can use, under row-level security.
+/// The lists are emptied first, so only the migration can make the leads findable again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_search_words_are_rebuilt_by_migration_0017() {
+async fn postgres_search_postings_are_rebuilt_by_migration_0018() {
     let app = spawn_app(Engine::Postgres).await;
     let acme = app.create_org("Acme Growth", "owner@acme.test").await;
     let bright = app.create_org("Bright Leads", "owner@bright.test").await;
@@ -1557,8 +1558,8 @@ async fn postgres_search_words_are_rebuilt_by_migration_0017() {
     };
     assert_eq!(found(&acme, "quantum").await, ["Lovelace"]);
 
-    app.admin_exec("TRUNCATE lead_search_terms").await;
-    app.admin_exec("DELETE FROM schema_migrations WHERE version = 17")
+    app.admin_exec("TRUNCATE lead_search_postings").await;
+    app.admin_exec("DELETE FROM schema_migrations WHERE version = 18")
         .await;
     assert!(found(&acme, "ada").await.is_empty());
     let database = app.pg.as_ref().expect("postgres database");
@@ -1572,7 +1573,7 @@ async fn postgres_search_words_are_rebuilt_by_migration_0017() {
         .await
         .expect("migrate");
     owner.close().await;
-    assert_eq!(applied, [17]);
+    assert_eq!(applied, [18]);
 
     for (query, expected) in [
         ("ada+love", "Lovelace"),
@@ -1584,4 +1585,111 @@ async fn postgres_search_words_are_rebuilt_by_migration_0017() {
     }
     assert_eq!(found(&bright, "ada").await, ["Byron"]);
     assert!(found(&bright, "quantum").await.is_empty());
+}
+
+/// Search keeps up with every write to a lead: an edit moves it to its new words, a note's words
+/// come and go with the note, and a deleted lead leaves nothing behind. The leads straddle a
+/// boundary of PostgreSQL's posting-list buckets (1,024 numbers, migration 0018).
+async fn search_follows_edits_notes_and_deletes(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "owner@acme.test").await;
+    app.admin_exec(&format!(
+        "INSERT INTO org_counters (org_id, name, value) VALUES ('{}', 'lead_number', 1022) \
+         ON CONFLICT (org_id, name) DO UPDATE SET value = 1022",
+        owner.org_id
+    ))
+    .await;
+    let mut ids = Vec::new();
+    for (first, last) in [
+        ("Ada", "Lovelace"),
+        ("Ada", "Byron"),
+        ("Grace", "Hopper"),
+        ("Alan", "Turing"),
+    ] {
+        let created = lead(
+            &app,
+            &owner,
+            json!({"first_name": first, "last_name": last}),
+        )
+        .await;
+        ids.push(str_of(&created, "id").to_owned());
+    }
+    let found = |query: &str| {
+        let (app, access, url) = (
+            &app,
+            owner.access.clone(),
+            format!("/api/v1/leads?q={query}"),
+        );
+        async move {
+            let reply = app.get(&url, &access).await;
+            assert_eq!(reply.status, StatusCode::OK, "{url}: {}", reply.body);
+            let mut names: Vec<String> = items(&reply.body)
+                .iter()
+                .map(|l| str_of(l, "last_name").to_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(found("ada").await, ["Byron", "Lovelace"]);
+    assert_eq!(found("ada+by").await, ["Byron"]);
+
+    let renamed = app
+        .patch(
+            &format!("/api/v1/leads/{}", ids[0]),
+            &owner.access,
+            json!({"last_name": "King"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    assert!(found("lovelace").await.is_empty());
+    assert_eq!(found("ada+kin").await, ["King"]);
+    assert_eq!(found("ada").await, ["Byron", "King"]);
+
+    let note = app
+        .post(
+            &format!("/api/v1/leads/{}/notes", ids[2]),
+            &owner.access,
+            json!({"body_html": "<p>Wants the compiler workshop</p>"}),
+        )
+        .await;
+    assert_eq!(note.status, StatusCode::CREATED, "{}", note.body);
+    assert_eq!(found("compiler+grace").await, ["Hopper"]);
+    let removed = app
+        .delete(
+            &format!("/api/v1/notes/{}", str_of(&note.body, "id")),
+            &owner.access,
+        )
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.body);
+    assert!(found("compiler").await.is_empty());
+
+    let deleted = app
+        .delete(&format!("/api/v1/leads/{}", ids[3]), &owner.access)
+        .await;
+    assert!(deleted.status.is_success(), "{}", deleted.body);
+    assert!(found("turing").await.is_empty());
+    assert!(found("alan").await.is_empty());
+
+    if engine == Engine::Postgres {
+        // The lists hold exactly the remaining leads' words: no empty rows, nothing of the old
+        // name or the deleted lead, and "ada" in both buckets.
+        let tenant = meridian_db::Tenant::for_verified_credentials(&owner.org_id, None);
+        let mut tx = app.db.tenant_read(&tenant).await.expect("tx");
+        let rows: Vec<(String, i32, String)> = tx
+            .fetch_all(meridian_db::sql(
+                "SELECT term, bucket, array_to_string(numbers, ',') FROM lead_search_postings \
+                 WHERE term IN ('ada', 'lovelace', 'king', 'turing', 'alan', 'compiler') \
+                    OR numbers = '{}' ORDER BY term, bucket",
+            ))
+            .await
+            .expect("postings");
+        tx.commit().await.expect("commit");
+        let expected: Vec<(String, i32, String)> = vec![
+            ("ada".into(), 0, "1023".into()),
+            ("ada".into(), 1, "1024".into()),
+            ("king".into(), 0, "1023".into()),
+        ];
+        assert_eq!(rows, expected);
+    }
 }

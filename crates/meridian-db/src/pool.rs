@@ -168,7 +168,12 @@ impl Db {
                 }
                 Target::Sqlite(connect)
             }
-            Engine::Postgres => Target::Postgres(PgConnectOptions::from_str(&options.url)?),
+            // No JIT compilation: the app's statements are short, and a plan whose estimates
+            // cross `jit_above_cost` (a search word's range misjudged on a large table) spent
+            // over 100 ms compiling a query that then ran in 10.
+            Engine::Postgres => Target::Postgres(
+                PgConnectOptions::from_str(&options.url)?.options([("jit", "off")]),
+            ),
         };
         // No ping before handing out a connection: a dead connection fails its query instead,
         // and the ping costs a round trip on every request.

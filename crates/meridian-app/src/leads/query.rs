@@ -637,45 +637,46 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
         // of thousands of leads. Each count stops at the threshold and each branch runs only if
         // chosen (PostgreSQL evaluates an uncorrelated subquery when its value is first needed).
         Engine::Postgres => {
-            let ranges: Vec<String> = words
+            let terms: Vec<String> = words
                 .iter()
                 .map(|w| {
                     let from = b.text(w);
                     let to = b.text(&format!("{w}\u{10FFFF}"));
-                    format!("p.org_id = {org} AND p.term >= {from} AND p.term < {to}")
+                    format!("p.term >= {from} AND p.term < {to}")
                 })
                 .collect();
-            let numbers = |range: &str| {
-                format!("SELECT unnest(p.numbers) FROM lead_search_postings p WHERE {range}")
+            let numbers = |terms: &str| {
+                format!(
+                    "SELECT unnest(p.numbers) FROM lead_search_postings p \
+                     WHERE p.org_id = {org} AND {terms}"
+                )
             };
-            if ranges.len() == 1 {
-                return format!("l.number = ANY(ARRAY({}))", numbers(&ranges[0]));
+            if terms.len() == 1 {
+                return format!("l.number = ANY(ARRAY({}))", numbers(&terms[0]));
             }
             let mut by_length: Vec<usize> = (0..words.len()).collect();
             by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
-            let by_bucket: Vec<String> = by_length
-                .iter()
-                .take(2)
-                .map(|&i| {
-                    format!(
-                        "(SELECT p.bucket, lead_numbers_union(p.numbers) AS numbers \
-                         FROM lead_search_postings p WHERE {} GROUP BY p.bucket)",
-                        ranges[i]
-                    )
-                })
-                .collect();
+            // One pass over both words' rows, grouped by bucket: a join of two grouped
+            // subqueries was planned as a nested loop from misjudged range estimates (half a
+            // second instead of 3 ms).
+            let (first, second) = (&terms[by_length[0]], &terms[by_length[1]]);
             let intersection = format!(
-                "ARRAY(SELECT unnest(a.numbers & b.numbers) FROM {} a JOIN {} b USING (bucket))",
-                by_bucket[0], by_bucket[1]
+                "ARRAY(SELECT unnest(g.a & g.b) FROM (SELECT \
+                 lead_numbers_union(p.numbers) FILTER (WHERE {first}) AS a, \
+                 lead_numbers_union(p.numbers) FILTER (WHERE {second}) AS b \
+                 FROM lead_search_postings p \
+                 WHERE p.org_id = {org} AND ({first} OR {second}) GROUP BY p.bucket) g)"
             );
             let limit = b.push(Arg::Int(Some(RARE_WORD_ENTRIES)));
             let rare_branches: Vec<String> = by_length
                 .iter()
                 .map(|&i| {
-                    let numbers = numbers(&ranges[i]);
+                    // In key order, so the count reads the index even when the planner
+                    // misjudges how many rows the range holds.
+                    let numbers = numbers(&terms[i]);
                     format!(
-                        "WHEN (SELECT count(*) FROM ({numbers} LIMIT {limit}) c) < {limit} \
-                         THEN ARRAY({numbers})"
+                        "WHEN (SELECT count(*) FROM ({numbers} ORDER BY p.term LIMIT {limit}) c) \
+                         < {limit} THEN ARRAY({numbers})"
                     )
                 })
                 .collect();

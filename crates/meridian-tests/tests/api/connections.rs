@@ -212,3 +212,18 @@ async fn sqlite_log_is_copied_back_in_the_background() {
     }
     db.close().await;
 }
+
+/// PostgreSQL sessions the app opens never JIT-compile their statements (see `Db::connect`): a
+/// misjudged estimate would otherwise spend more compiling a short query than running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sessions_run_without_jit() {
+    let app = spawn_app(Engine::Postgres).await;
+    let db = one_connection(&app).await;
+    let mut tx = db.global().await.expect("begin");
+    let (jit,): (String,) = tx
+        .fetch_one(sql("SELECT current_setting('jit')"))
+        .await
+        .expect("setting");
+    tx.commit().await.expect("commit");
+    assert_eq!(jit, "off");
+}

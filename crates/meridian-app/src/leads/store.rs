@@ -269,7 +269,8 @@ fn add_postings(batch: &str) -> String {
          INSERT INTO lead_search_postings (org_id, term, bucket, numbers) \
          SELECT b.org_id, w.word, (b.number >> 10)::int, \
                 array_agg(DISTINCT b.number::int ORDER BY b.number::int) \
-         FROM batch b, unnest(lead_search_words(b.search_text)) AS w(word) \
+         FROM batch b, unnest(string_to_array(b.search_text, ' ')) AS w(word) \
+         WHERE w.word <> '' \
          GROUP BY b.org_id, w.word, (b.number >> 10)::int \
          ORDER BY b.org_id, w.word COLLATE \"C\", (b.number >> 10)::int \
          ON CONFLICT (org_id, term, bucket) \

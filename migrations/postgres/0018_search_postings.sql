@@ -105,7 +105,7 @@ CREATE OR REPLACE FUNCTION lead_search_postings_forget() RETURNS trigger LANGUAG
 BEGIN
     WITH gone AS (
         SELECT org_id, w AS term, (number >> 10)::int AS bucket,
-               array_agg(DISTINCT number::int) AS numbers
+               array_agg(number::int) AS numbers
         FROM old_rows, unnest(lead_search_words(search_text)) AS w
         GROUP BY 1, 2, 3
     )
@@ -129,7 +129,7 @@ CREATE TRIGGER leads_search_postings_forget AFTER DELETE ON leads
 -- it yet, and DDL is transactional, so no other session sees the gap.
 ALTER TABLE leads NO FORCE ROW LEVEL SECURITY;
 INSERT INTO lead_search_postings (org_id, term, bucket, numbers)
-    SELECT org_id, w, (number >> 10)::int, array_agg(DISTINCT number::int ORDER BY number::int)
+    SELECT org_id, w, (number >> 10)::int, uniq(sort(array_agg(number::int)))
     FROM leads, unnest(lead_search_words(search_text)) AS w
     GROUP BY org_id, w, (number >> 10)::int;
 ALTER TABLE leads FORCE ROW LEVEL SECURITY;

@@ -262,13 +262,15 @@ pub async fn index_committed_for_search(
 
 /// PostgreSQL: adds the leads `batch` selects (org_id, number, search_text) to their words'
 /// posting lists (migration 0018), one row per word and bucket of 1,024 numbers, taken in key
-/// order so concurrent writers queue instead of deadlocking.
+/// order so concurrent writers queue instead of deadlocking. Each list is sorted with
+/// `intarray`'s `sort` and `uniq`: `array_agg(DISTINCT …)` sorts every group on its own and made
+/// an import's words twice as slow.
 fn add_postings(batch: &str) -> String {
     format!(
         "WITH batch AS ({batch}) \
          INSERT INTO lead_search_postings (org_id, term, bucket, numbers) \
          SELECT b.org_id, w.word, (b.number >> 10)::int, \
-                array_agg(DISTINCT b.number::int ORDER BY b.number::int) \
+                uniq(sort(array_agg(b.number::int))) \
          FROM batch b, unnest(string_to_array(b.search_text, ' ')) AS w(word) \
          WHERE w.word <> '' \
          GROUP BY b.org_id, w.word, (b.number >> 10)::int \

@@ -784,11 +784,10 @@ pub async fn active_by_keys(
                 Engine::Postgres => format!(
                     "SELECT {LEAD_COLUMNS} FROM ({{list}}) AS k(key) \
                      CROSS JOIN LATERAL (SELECT * FROM leads m WHERE m.org_id = (SELECT {{org}}::text) \
-                       AND m.archived_at IS NULL AND m.{column} = k.key OFFSET 0) l \
-                     LEFT JOIN users u ON u.id = l.assigned_to"
+                       AND m.archived_at IS NULL AND m.{column} = k.key OFFSET 0) l"
                 ),
                 Engine::Sqlite => format!(
-                    "SELECT {LEAD_COLUMNS} FROM leads l LEFT JOIN users u ON u.id = l.assigned_to \
+                    "SELECT {LEAD_COLUMNS} FROM leads l \
                      WHERE l.org_id = {{org}} AND l.archived_at IS NULL AND l.{column} IN ({{list}})"
                 ),
             };

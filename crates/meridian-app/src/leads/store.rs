@@ -8,9 +8,13 @@ pub const LEAD_COLUMNS: &str = "l.id, l.number, l.pipeline_id, l.stage, l.first_
     l.email, l.phone, l.state, l.country, l.date_of_birth, l.source, l.utm_source, l.utm_medium, \
     l.utm_campaign, l.utm_content, l.utm_term, l.meta_ad_id, l.meta_form_id, l.campaign_id, \
     l.assigned_to, l.created_by, l.is_priority, l.custom_fields, l.archived_at, l.archived_by, \
-    l.stage_entered_at, l.created_at, l.updated_at, u.name AS assignee_name";
+    l.stage_entered_at, l.created_at, l.updated_at, \
+    (SELECT u.name FROM users u WHERE u.id = l.assigned_to) AS assignee_name";
 
-const FROM_LEADS: &str = "FROM leads l LEFT JOIN users u ON u.id = l.assigned_to";
+/// The assignee's name is a subquery in [`LEAD_COLUMNS`] rather than a join: a sorted page then
+/// looks names up for its own rows only, not for every lead the filters matched (a tenth of a
+/// PostgreSQL name search that keeps 490 leads for a page of 50).
+const FROM_LEADS: &str = "FROM leads l";
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LeadRow {

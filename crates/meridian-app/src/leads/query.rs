@@ -187,6 +187,9 @@ pub struct ListQuery {
     pub descending: bool,
     pub limit: i64,
     pub after: Option<(String, String)>,
+    /// PostgreSQL: the search's matching lead numbers, already computed (see
+    /// `store::list`); the search words are then only checked against them.
+    pub search_numbers: Option<Vec<i32>>,
 }
 
 impl Default for ListQuery {
@@ -212,6 +215,7 @@ impl Default for ListQuery {
             descending: true,
             limit: DEFAULT_LIMIT,
             after: None,
+            search_numbers: None,
         }
     }
 }
@@ -548,7 +552,22 @@ impl ListQuery {
             }
         }
         if !self.search.is_empty() {
-            let condition = search_condition(&mut b, engine, &org, &self.search);
+            let condition = match (&self.search_numbers, engine) {
+                (Some(numbers), Engine::Postgres) => {
+                    let list = numbers
+                        .iter()
+                        .map(i32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let p = b.text(&format!("{{{list}}}"));
+                    let mut parts = vec![format!("l.number = ANY(CAST({p} AS int4[]))")];
+                    if self.search.len() > 1 {
+                        parts.extend(word_checks(&mut b, &self.search));
+                    }
+                    parts.join(" AND ")
+                }
+                _ => search_condition(&mut b, engine, &org, &self.search),
+            };
             b.condition(condition);
         }
         if let Some(ids) = &self.ids {
@@ -564,6 +583,34 @@ impl ListQuery {
             b.condition(condition);
         }
         b
+    }
+
+    /// PostgreSQL, a search listed by number (newest or oldest first): the statement that
+    /// returns every matching lead number as comma-separated text (`store::list` then reads a
+    /// page from the first few past the cursor). `None` for other lists.
+    pub fn search_numbers_sql(
+        &self,
+        engine: Engine,
+        org_id: String,
+    ) -> Option<(SqlBuilder, String)> {
+        if engine != Engine::Postgres || self.search.is_empty() || self.sort != SortColumn::Number {
+            return None;
+        }
+        let mut b = SqlBuilder::new();
+        let org = b.push(Arg::Text(Some(org_id)));
+        let numbers = search_numbers(&mut b, &org, &self.search);
+        Some((
+            b,
+            format!("SELECT coalesce(array_to_string({numbers}, ','), '')"),
+        ))
+    }
+
+    /// The lead number the cursor resumes after, for a list sorted by number.
+    pub fn after_number(&self) -> Option<i64> {
+        match (&self.after, self.sort) {
+            (Some((key, _)), SortColumn::Number) => key.parse().ok(),
+            _ => None,
+        }
     }
 
     /// The `ORDER BY` clause and the keyset condition that resumes after the cursor.
@@ -624,76 +671,86 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
             let p = b.text(&query.join(" AND "));
             format!("l.rowid IN (SELECT rowid FROM leads_fts WHERE leads_fts MATCH {p})")
         }
-        // Each word is a range of rows in the posting lists (migration 0018, which says why not
-        // a GIN index): words starting with `w` sort from `w` up to `w` followed by the largest
-        // code point, and each row holds the numbers of one bucket of 1,024 leads. The matching
-        // leads are computed once, as an array, before the leads are read, and fetched by key.
-        //
-        // When one word is rare (fewer than `RARE_WORD_ENTRIES` leads: a number, a surname, most
-        // of an e-mail address), its leads are the candidates and the other words are checked
-        // in each candidate's search text. Otherwise the two longest words are intersected
-        // bucket by bucket (each side's matching words united per bucket first); any others are
-        // only checked in the search text, as a short word ("0", an initial) can match hundreds
-        // of thousands of leads. Each count stops at the threshold and each branch runs only if
-        // chosen (PostgreSQL evaluates an uncorrelated subquery when its value is first needed).
+        // See `search_numbers`.
         Engine::Postgres => {
-            let terms: Vec<String> = words
-                .iter()
-                .map(|w| {
-                    let from = b.text(w);
-                    let to = b.text(&format!("{w}\u{10FFFF}"));
-                    format!("p.term >= {from} AND p.term < {to}")
-                })
-                .collect();
-            let numbers = |terms: &str| {
-                format!(
-                    "SELECT unnest(p.numbers) FROM lead_search_postings p \
-                     WHERE p.org_id = {org} AND {terms}"
-                )
-            };
-            if terms.len() == 1 {
-                return format!("l.number = ANY(ARRAY({}))", numbers(&terms[0]));
+            let numbers = search_numbers(b, org, words);
+            let mut parts = vec![format!("l.number = ANY({numbers})")];
+            if words.len() > 1 {
+                parts.extend(word_checks(b, words));
             }
-            let mut by_length: Vec<usize> = (0..words.len()).collect();
-            by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
-            // One pass over both words' rows, grouped by bucket: a join of two grouped
-            // subqueries was planned as a nested loop from misjudged range estimates (half a
-            // second instead of 3 ms).
-            let (first, second) = (&terms[by_length[0]], &terms[by_length[1]]);
-            let intersection = format!(
-                "ARRAY(SELECT unnest(g.a & g.b) FROM (SELECT \
-                 lead_numbers_union(p.numbers) FILTER (WHERE {first}) AS a, \
-                 lead_numbers_union(p.numbers) FILTER (WHERE {second}) AS b \
-                 FROM lead_search_postings p \
-                 WHERE p.org_id = {org} AND ({first} OR {second}) GROUP BY p.bucket) g)"
-            );
-            let limit = b.push(Arg::Int(Some(RARE_WORD_ENTRIES)));
-            let rare_branches: Vec<String> = by_length
-                .iter()
-                .map(|&i| {
-                    // In key order, so the count reads the index even when the planner
-                    // misjudges how many rows the range holds.
-                    let numbers = numbers(&terms[i]);
-                    format!(
-                        "WHEN (SELECT count(*) FROM ({numbers} ORDER BY p.term LIMIT {limit}) c) \
-                         < {limit} THEN ARRAY({numbers})"
-                    )
-                })
-                .collect();
-            let every_word: Vec<String> = words
-                .iter()
-                .map(|w| {
-                    let p = b.text(&format!(" {w}"));
-                    format!("strpos(' ' || l.search_text, {p}) > 0")
-                })
-                .collect();
-            format!(
-                "l.number = ANY(CASE {} ELSE {intersection} END) AND {}",
-                rare_branches.join(" "),
-                every_word.join(" AND ")
-            )
+            parts.join(" AND ")
         }
     }
+}
+
+/// PostgreSQL: an `int4[]` expression of the lead numbers matching `words` (exactly for one
+/// word or two; with more, a superset the caller narrows with [`word_checks`]).
+///
+/// Each word is a range of rows in the posting lists (migration 0018, which says why not a GIN
+/// index): words starting with `w` sort from `w` up to `w` followed by the largest code point, and
+/// each row holds the numbers of one bucket of 1,024 leads.
+///
+/// When one word is rare (fewer than `RARE_WORD_ENTRIES` leads: a number, a surname, most of an
+/// e-mail address), its leads are the candidates. Otherwise the two longest words are intersected
+/// bucket by bucket (each side's matching words united per bucket first); any others are left to
+/// the checks, as a short word ("0", an initial) can match hundreds of thousands of leads. Each
+/// count stops at the threshold and each branch runs only if chosen (PostgreSQL evaluates an
+/// uncorrelated subquery when its value is first needed).
+fn search_numbers(b: &mut SqlBuilder, org: &str, words: &[String]) -> String {
+    let terms: Vec<String> = words
+        .iter()
+        .map(|w| {
+            let from = b.text(w);
+            let to = b.text(&format!("{w}\u{10FFFF}"));
+            format!("p.term >= {from} AND p.term < {to}")
+        })
+        .collect();
+    let numbers = |terms: &str| {
+        format!(
+            "SELECT unnest(p.numbers) FROM lead_search_postings p \
+             WHERE p.org_id = {org} AND {terms}"
+        )
+    };
+    if terms.len() == 1 {
+        return format!("ARRAY({})", numbers(&terms[0]));
+    }
+    let mut by_length: Vec<usize> = (0..words.len()).collect();
+    by_length.sort_by_key(|&i| std::cmp::Reverse(words[i].chars().count()));
+    // One pass over both words' rows, grouped by bucket: a join of two grouped subqueries was
+    // planned as a nested loop from misjudged range estimates (half a second instead of 3 ms).
+    let (first, second) = (&terms[by_length[0]], &terms[by_length[1]]);
+    let intersection = format!(
+        "ARRAY(SELECT unnest(g.a & g.b) FROM (SELECT \
+         lead_numbers_union(p.numbers) FILTER (WHERE {first}) AS a, \
+         lead_numbers_union(p.numbers) FILTER (WHERE {second}) AS b \
+         FROM lead_search_postings p \
+         WHERE p.org_id = {org} AND ({first} OR {second}) GROUP BY p.bucket) g)"
+    );
+    let limit = b.push(Arg::Int(Some(RARE_WORD_ENTRIES)));
+    let rare_branches: Vec<String> = by_length
+        .iter()
+        .map(|&i| {
+            // In key order, so the count reads the index even when the planner misjudges how
+            // many rows the range holds.
+            let numbers = numbers(&terms[i]);
+            format!(
+                "WHEN (SELECT count(*) FROM ({numbers} ORDER BY p.term LIMIT {limit}) c) \
+                 < {limit} THEN ARRAY({numbers})"
+            )
+        })
+        .collect();
+    format!("(CASE {} ELSE {intersection} END)", rare_branches.join(" "))
+}
+
+/// Every query word starts a word of the lead's search text (PostgreSQL).
+fn word_checks(b: &mut SqlBuilder, words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .map(|w| {
+            let p = b.text(&format!(" {w}"));
+            format!("strpos(' ' || l.search_text, {p}) > 0")
+        })
+        .collect()
 }
 
 /// Below this many matching leads a search word is rare enough to drive a PostgreSQL

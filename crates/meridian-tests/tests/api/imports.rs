@@ -1305,4 +1305,40 @@ async fn search_finds_leads_by_common_and_rare_words(engine: Engine) {
     );
     // A rare word that no lead has together with the common one finds nothing.
     assert!(everything("zinnia+bexley").await.is_empty());
+
+    // PostgreSQL reads a search's page from its newest matches first and falls back to all of
+    // them when too few pass the other filters: only the oldest match is archived, and both
+    // orders and both filters still list exactly what they should.
+    let oldest = app
+        .get(
+            "/api/v1/leads?q=marigold+ashd&sort=number&limit=1",
+            &owner.access,
+        )
+        .await;
+    let oldest = oldest.body["items"][0].clone();
+    assert_eq!(oldest["email"], "m.ashdown0@example.com", "{oldest}");
+    let archived = app
+        .post(
+            &format!(
+                "/api/v1/leads/{}/archive",
+                oldest["id"].as_str().expect("id")
+            ),
+            &owner.access,
+            json!({}),
+        )
+        .await;
+    assert!(archived.status.is_success(), "{}", archived.body);
+    assert_eq!(
+        everything("marigold+ashd&archived=true").await,
+        ["m.ashdown0@example.com"]
+    );
+    let newest_first = everything("marigold+ashd").await;
+    assert_eq!(newest_first.len(), 1099);
+    let mut oldest_first = everything("marigold+ashd&sort=number").await;
+    oldest_first.reverse();
+    assert_eq!(oldest_first, newest_first);
+    assert_eq!(
+        newest_first.last().map(String::as_str),
+        Some("m.ashdown1@example.com")
+    );
 }

@@ -552,22 +552,13 @@ impl ListQuery {
             }
         }
         if !self.search.is_empty() {
-            let condition = match (&self.search_numbers, engine) {
-                (Some(numbers), Engine::Postgres) => {
-                    let list = numbers
-                        .iter()
-                        .map(i32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let p = b.text(&format!("{{{list}}}"));
-                    let mut parts = vec![format!("l.number = ANY(CAST({p} AS int4[]))")];
-                    if self.search.len() > 1 {
-                        parts.extend(word_checks(&mut b, &self.search));
-                    }
-                    parts.join(" AND ")
-                }
-                _ => search_condition(&mut b, engine, &org, &self.search),
-            };
+            let condition = search_condition(
+                &mut b,
+                engine,
+                &org,
+                &self.search,
+                self.search_numbers.as_deref(),
+            );
             b.condition(condition);
         }
         if let Some(ids) = &self.ids {
@@ -663,8 +654,15 @@ pub fn hidden_condition(b: &mut SqlBuilder, hidden: &[(String, Vec<String>)]) ->
 
 /// Every query word must start a word of the lead's search text. Words are letters and digits
 /// only (see `meridian_core::search`), so they are safe inside the FTS query syntax, which is
-/// still bound as a parameter.
-fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[String]) -> String {
+/// still bound as a parameter. On PostgreSQL, `numbers` are the matching leads when they were
+/// computed beforehand (see `store::list`).
+fn search_condition(
+    b: &mut SqlBuilder,
+    engine: Engine,
+    org: &str,
+    words: &[String],
+    numbers: Option<&[i32]>,
+) -> String {
     match engine {
         Engine::Sqlite => {
             let query: Vec<String> = words.iter().map(|w| format!("\"{w}\"*")).collect();
@@ -673,7 +671,14 @@ fn search_condition(b: &mut SqlBuilder, engine: Engine, org: &str, words: &[Stri
         }
         // See `search_numbers`.
         Engine::Postgres => {
-            let numbers = search_numbers(b, org, words);
+            let numbers = match numbers {
+                Some(numbers) => {
+                    let list: Vec<String> = numbers.iter().map(i32::to_string).collect();
+                    let p = b.text(&format!("{{{}}}", list.join(",")));
+                    format!("CAST({p} AS int4[])")
+                }
+                None => search_numbers(b, org, words),
+            };
             let mut parts = vec![format!("l.number = ANY({numbers})")];
             if words.len() > 1 {
                 parts.extend(word_checks(b, words));
@@ -754,7 +759,7 @@ fn word_checks(b: &mut SqlBuilder, words: &[String]) -> Vec<String> {
 }
 
 /// Below this many matching leads a search word is rare enough to drive a PostgreSQL
-/// search alone (see `search_condition`).
+/// search alone (see `search_numbers`).
 const RARE_WORD_ENTRIES: i64 = 1000;
 
 fn custom_condition(b: &mut SqlBuilder, engine: Engine, filter: &CustomFilter) -> String {

@@ -862,8 +862,49 @@ mod tests {
             matches!(&sqlite.args[1], Arg::Text(Some(t)) if t == "\"50\"* AND \"off\"* AND \"or\"* AND \"x\"*")
         );
         let pg = q.where_clause(Engine::Postgres, "org".into());
-        assert!(pg.conditions().contains("t.term >= $2 AND t.term < $3"));
+        assert!(pg.conditions().contains("p.term >= $2 AND p.term < $3"));
         assert!(matches!(&pg.args[3], Arg::Text(Some(t)) if t == "off"));
         assert!(matches!(&pg.args[4], Arg::Text(Some(t)) if t == "off\u{10FFFF}"));
+    }
+
+    #[test]
+    fn postgres_searches_by_number_compute_their_matches_first() {
+        let mut q = ListQuery::parse(&params(&[("q", "ada love")]), None, &[]).expect("valid");
+        assert!(q.search_numbers_sql(Engine::Sqlite, "org".into()).is_none());
+        let (_, text) = q
+            .search_numbers_sql(Engine::Postgres, "org".into())
+            .expect("a search by number");
+        assert!(
+            text.starts_with("SELECT coalesce(array_to_string((CASE WHEN"),
+            "{text}"
+        );
+
+        q.search_numbers = Some(vec![7, 3]);
+        let pg = q.where_clause(Engine::Postgres, "org".into());
+        assert!(
+            pg.conditions()
+                .contains("l.number = ANY(CAST($2 AS int4[]))"),
+            "{}",
+            pg.conditions()
+        );
+        assert!(matches!(&pg.args[1], Arg::Text(Some(t)) if t == "{7,3}"));
+        assert!(
+            pg.conditions()
+                .contains("strpos(' ' || l.search_text, $3) > 0")
+        );
+        assert!(!pg.conditions().contains("lead_search_postings"));
+
+        let by_name = ListQuery::parse(&params(&[("q", "ada"), ("sort", "last_name")]), None, &[])
+            .expect("valid");
+        assert!(
+            by_name
+                .search_numbers_sql(Engine::Postgres, "org".into())
+                .is_none()
+        );
+        let after = ListQuery {
+            after: Some(("42".into(), "id".into())),
+            ..ListQuery::default()
+        };
+        assert_eq!(after.after_number(), Some(42));
     }
 }

@@ -543,8 +543,8 @@ pub async fn set_tags(tx: &mut TenantTx, id: &str, tags: &[String]) -> sqlx::Res
 ///
 /// A PostgreSQL search listed by number first computes its matching lead numbers, then reads
 /// the page from the first `SEARCH_WINDOW` times `limit` of them past the cursor: every match it
-/// skips sorts after those, so if enough of them pass the other filters they are the page.
-/// Otherwise (few pass, or the window held every match) the page is read from all of them. A
+/// skips sorts after those, so if a page's worth of them pass the other filters they are the
+/// page. Otherwise, or when every match fits the window, the page is read from all of them. A
 /// name search keeps hundreds of leads for a page of 50, and reading them was half its cost.
 #[tracing::instrument(skip_all)]
 pub async fn list(tx: &mut TenantTx, query: &ListQuery, limit: i64) -> sqlx::Result<Vec<LeadRow>> {

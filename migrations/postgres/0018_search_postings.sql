@@ -103,6 +103,13 @@ CREATE TRIGGER leads_search_postings_sync AFTER UPDATE OF search_text ON leads
 
 CREATE OR REPLACE FUNCTION lead_search_postings_forget() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- The rows this delete changes, locked in key order first, as the other writers take them.
+    PERFORM 1 FROM lead_search_postings p
+        JOIN (SELECT DISTINCT org_id, w AS term, (number >> 10)::int AS bucket
+              FROM old_rows, unnest(lead_search_words(search_text)) AS w) g
+          ON p.org_id = g.org_id AND p.term = g.term AND p.bucket = g.bucket
+        ORDER BY p.org_id, p.term, p.bucket
+        FOR UPDATE OF p;
     WITH gone AS (
         SELECT org_id, w AS term, (number >> 10)::int AS bucket,
                array_agg(number::int) AS numbers

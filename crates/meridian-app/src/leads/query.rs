@@ -577,8 +577,9 @@ impl ListQuery {
     }
 
     /// PostgreSQL, a search listed by number (newest or oldest first): the statement that
-    /// returns every matching lead number as comma-separated text (`store::list` then reads a
-    /// page from the first few past the cursor). `None` for other lists.
+    /// returns every matching lead number (`store::list` then reads a page from the first few
+    /// past the cursor). `None` for other lists. The numbers come back as comma-separated text
+    /// because store rows decode on both engines and SQLite has no arrays.
     pub fn search_numbers_sql(
         &self,
         engine: Engine,

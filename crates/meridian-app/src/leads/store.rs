@@ -552,28 +552,33 @@ pub async fn list(tx: &mut TenantTx, query: &ListQuery, limit: i64) -> sqlx::Res
         return list_page(tx, query, limit).await;
     };
     let text: String = tx.fetch_one::<(String,)>(builder.into_sql(text)).await?.0;
-    let mut numbers: Vec<i32> = text.split(',').filter_map(|n| n.parse().ok()).collect();
+    let after = query.after_number();
+    let mut numbers: Vec<i32> = text
+        .split(',')
+        .filter_map(|n| n.parse().ok())
+        .filter(|&n: &i32| {
+            after.is_none_or(|after| {
+                let n = i64::from(n);
+                if query.descending {
+                    n < after
+                } else {
+                    n > after
+                }
+            })
+        })
+        .collect();
     numbers.sort_unstable();
     numbers.dedup();
     if query.descending {
         numbers.reverse();
     }
-    if let Some(after) = query.after_number() {
-        numbers.retain(|&n| {
-            let n = i64::from(n);
-            if query.descending {
-                n < after
-            } else {
-                n > after
-            }
-        });
-    }
-    let window = usize::try_from(limit.saturating_mul(SEARCH_WINDOW)).unwrap_or(usize::MAX);
+    let page = usize::try_from(limit).unwrap_or(0);
+    let window = page.saturating_mul(SEARCH_WINDOW);
     if numbers.len() > window {
         let mut first = query.clone();
         first.search_numbers = Some(numbers[..window].to_vec());
         let rows = list_page(tx, &first, limit).await?;
-        if usize::try_from(limit).is_ok_and(|limit| rows.len() >= limit) {
+        if rows.len() >= page {
             return Ok(rows);
         }
     }
@@ -583,7 +588,7 @@ pub async fn list(tx: &mut TenantTx, query: &ListQuery, limit: i64) -> sqlx::Res
 }
 
 /// How many pages' worth of a search's matches a first read of a page takes (see [`list`]).
-const SEARCH_WINDOW: i64 = 4;
+const SEARCH_WINDOW: usize = 4;
 
 async fn list_page(tx: &mut TenantTx, query: &ListQuery, limit: i64) -> sqlx::Result<Vec<LeadRow>> {
     let mut builder = query.where_clause(tx.engine(), tx.org_id());

@@ -88,8 +88,10 @@ const SQLITE_MMAP_BYTES: u64 = 1 << 34;
 /// Each SQLite connection's page cache, for pages written or read past the mapping. It fills
 /// only as a connection writes (reads come from the mapping), so in practice it is the writer's
 /// working set: with 64 MiB instead of 16 the index pages a large import keeps touching stay in
-/// it (a 1M-row import's commit took 73 s instead of 83 s; see BENCHMARKS.md).
-const SQLITE_CACHE_KIB: u64 = 64 * 1024;
+/// it (a 1M-row import's commit took 73 s instead of 83 s; see BENCHMARKS.md). 256 MiB holds
+/// every page an import chunk of 50,000 rows changes (about 180 MiB into a million-lead
+/// organization), so none is written to the log before the chunk commits and again at commit.
+const SQLITE_CACHE_KIB: u64 = 256 * 1024;
 /// WAL pages after which a commit copies the log back into the database (SQLite's default is
 /// 1,000, about 4 MiB). Bulk writes dirty the same index pages commit after commit; a 40 MiB log
 /// copies each of them back once per checkpoint instead of once per commit or two. A background

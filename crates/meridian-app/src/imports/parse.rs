@@ -8,12 +8,29 @@
 use std::io::Cursor;
 
 use calamine::{Data, Reader, Xlsx};
+use meridian_db::Engine;
 
 /// Files wider than this are refused: no lead has 500 attributes, and a mapping table that wide
 /// is unusable, so such a file is almost certainly not a list of leads.
 pub const MAX_COLUMNS: usize = 500;
-/// Rows per stored chunk, which is also the unit of work (and of the checkpoint) of a commit.
-pub const CHUNK_ROWS: usize = 2000;
+/// Rows per stored chunk on `engine`: the unit of work of a commit, one transaction (with its
+/// checkpoint) each.
+///
+/// SQLite writes every page a transaction changed to its log at commit, and a lead's e-mail,
+/// phone and last name land on random pages of their indexes, so a transaction of N rows writes
+/// about N pages of each such index until N nears the index's size: larger chunks write much less
+/// (a million-row import's commit took 64 s at 2,000 rows a chunk, 57 s at 20,000 and 52 s at
+/// 50,000; BENCHMARKS.md). The price is that SQLite's single writer is held for a chunk's whole
+/// transaction, about 2.5 s at 50,000 rows into a million-lead organization, while other writes
+/// wait their turn (the busy timeout is 10 s). PostgreSQL has no such log cost per commit, and
+/// there a chunk's transaction holds the organization's lead-number counter, which every new lead
+/// in it needs, so its chunks stay small.
+pub fn chunk_rows(engine: Engine) -> usize {
+    match engine {
+        Engine::Sqlite => 50_000,
+        Engine::Postgres => 2_000,
+    }
+}
 pub const PREVIEW_ROWS: usize = 10;
 /// Longest header name accepted, in characters.
 pub const MAX_HEADER: usize = 200;
@@ -72,7 +89,11 @@ fn refuse<T>(message: impl Into<String>) -> Result<T, ParseError> {
 
 /// Decodes an upload. The format comes from the content (an XLSX file is a ZIP archive) and then
 /// from the name, so a renamed file is still read for what it is.
-pub fn parse_upload(file_name: &str, bytes: &[u8]) -> Result<Parsed, ParseError> {
+pub fn parse_upload(
+    file_name: &str,
+    bytes: &[u8],
+    chunk_rows: usize,
+) -> Result<Parsed, ParseError> {
     let lower = file_name.to_ascii_lowercase();
     if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]) || lower.ends_with(".xls") {
         return refuse(
@@ -80,9 +101,9 @@ pub fn parse_upload(file_name: &str, bytes: &[u8]) -> Result<Parsed, ParseError>
         );
     }
     if bytes.starts_with(b"PK\x03\x04") || lower.ends_with(".xlsx") {
-        parse_xlsx(bytes)
+        parse_xlsx(bytes, chunk_rows)
     } else {
-        parse_csv(bytes)
+        parse_csv(bytes, chunk_rows)
     }
 }
 
@@ -182,10 +203,11 @@ struct Collector {
     chunks: Vec<Chunk>,
     current: csv::Writer<Vec<u8>>,
     current_rows: i64,
+    chunk_rows: usize,
 }
 
 impl Collector {
-    fn new(width: usize) -> Self {
+    fn new(width: usize, chunk_rows: usize) -> Self {
         Collector {
             width,
             preview: Vec::new(),
@@ -194,6 +216,7 @@ impl Collector {
             chunks: Vec::new(),
             current: csv::Writer::from_writer(Vec::new()),
             current_rows: 0,
+            chunk_rows,
         }
     }
 
@@ -238,7 +261,7 @@ impl Collector {
         }
         self.rows_total += 1;
         self.current_rows += 1;
-        if self.current_rows as usize >= CHUNK_ROWS {
+        if self.current_rows as usize >= self.chunk_rows {
             self.flush();
         }
     }
@@ -325,7 +348,7 @@ fn detect_delimiter(header_line: &str) -> Option<u8> {
     (*count > 0).then_some(DELIMITERS[best].0)
 }
 
-fn parse_csv(bytes: &[u8]) -> Result<Parsed, ParseError> {
+fn parse_csv(bytes: &[u8], chunk_rows: usize) -> Result<Parsed, ParseError> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return refuse(
             "The file is UTF-16 text; save it as \u{201c}CSV UTF-8\u{201d} and upload it again.",
@@ -413,7 +436,7 @@ fn parse_csv(bytes: &[u8]) -> Result<Parsed, ParseError> {
     }
     let mut row: i64 = blank_lines + 1;
     let columns = check_header(header, &format!("row {row}"))?;
-    let mut collector = Collector::new(columns.len());
+    let mut collector = Collector::new(columns.len(), chunk_rows);
     for record in records {
         match record {
             Ok(record) => {
@@ -497,7 +520,7 @@ pub fn first_sheet(bytes: &[u8]) -> Result<Sheet, ParseError> {
     })
 }
 
-fn parse_xlsx(bytes: &[u8]) -> Result<Parsed, ParseError> {
+fn parse_xlsx(bytes: &[u8], chunk_rows: usize) -> Result<Parsed, ParseError> {
     let sheet = first_sheet(bytes)?;
     let mut rows = sheet.rows.into_iter();
     let header_row = sheet.first_row;
@@ -514,7 +537,7 @@ fn parse_xlsx(bytes: &[u8]) -> Result<Parsed, ParseError> {
         }
     }
     let columns = check_header(header, &format!("row {header_row}"))?;
-    let mut collector = Collector::new(columns.len());
+    let mut collector = Collector::new(columns.len(), chunk_rows);
     for (row, cells) in (header_row + 1..).zip(rows) {
         let mut problem = None;
         let mut texts = Vec::with_capacity(cells.len());
@@ -541,6 +564,9 @@ fn parse_xlsx(bytes: &[u8]) -> Result<Parsed, ParseError> {
 mod tests {
     use super::*;
 
+    /// Small, so a few lines make several chunks.
+    const CHUNK: usize = 7;
+
     fn rows(parsed: &Parsed) -> Vec<SourceRow> {
         parsed
             .chunks
@@ -555,7 +581,7 @@ mod tests {
             let text = format!(
                 "First name{d}Email\nAda{d}ada@example.com\n\n{d}\n\"Lovelace{d} B\"{d}b@example.com\n"
             );
-            let parsed = parse_upload("leads.csv", text.as_bytes()).expect("parsed");
+            let parsed = parse_upload("leads.csv", text.as_bytes(), CHUNK).expect("parsed");
             assert_eq!(parsed.columns, vec!["First name", "Email"]);
             assert_eq!(parsed.rows_total, 2);
             assert_eq!(parsed.empty_rows, 2);
@@ -568,19 +594,19 @@ mod tests {
     #[test]
     fn chunks_hold_every_row_once() {
         let mut text = String::from("name\n");
-        for i in 0..(CHUNK_ROWS * 2 + 5) {
+        for i in 0..(CHUNK * 2 + 5) {
             text.push_str(&format!("n{i}\n"));
         }
-        let parsed = parse_upload("x.csv", text.as_bytes()).expect("parsed");
+        let parsed = parse_upload("x.csv", text.as_bytes(), CHUNK).expect("parsed");
         assert_eq!(parsed.chunks.len(), 3);
         let all = rows(&parsed);
-        assert_eq!(all.len(), CHUNK_ROWS * 2 + 5);
-        assert_eq!(all[CHUNK_ROWS].cells[0], format!("n{CHUNK_ROWS}"));
+        assert_eq!(all.len(), CHUNK * 2 + 5);
+        assert_eq!(all[CHUNK].cells[0], format!("n{CHUNK}"));
     }
 
     #[test]
     fn refuses_what_it_cannot_read_and_says_where() {
-        let err = |bytes: &[u8]| parse_upload("x.csv", bytes).expect_err("refused").0;
+        let err = |bytes: &[u8]| parse_upload("x.csv", bytes, CHUNK).expect_err("refused").0;
         assert!(err(b"name\nAda\nB\xffb\n").contains("line 3"));
         assert!(err(b"").contains("empty"));
         assert!(err(b"first:last:email\na:b:c\n").contains("\u{201c}:\u{201d}"));
@@ -592,12 +618,12 @@ mod tests {
             .collect::<Vec<_>>()
             .join(",");
         assert!(err(wide.as_bytes()).contains("600 columns"));
-        assert!(parse_upload("x.xlsx", b"PK\x03\x04nope").is_err());
+        assert!(parse_upload("x.xlsx", b"PK\x03\x04nope", CHUNK).is_err());
     }
 
     #[test]
     fn extra_values_and_neutralized_cells() {
-        let parsed = parse_upload("x.csv", b"a,b\n'=1+1,x,\n1,2,3\n").expect("parsed");
+        let parsed = parse_upload("x.csv", b"a,b\n'=1+1,x,\n1,2,3\n", CHUNK).expect("parsed");
         let rows = rows(&parsed);
         assert_eq!(rows[0].cells, vec!["=1+1", "x"]);
         assert_eq!(rows[0].problem, None);

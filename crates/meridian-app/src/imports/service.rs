@@ -86,10 +86,12 @@ pub async fn upload(
     tx.commit().await?;
     let file_bytes = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     let name = file_name.to_owned();
-    let parsed = tokio::task::spawn_blocking(move || parse::parse_upload(&name, &bytes))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-        .map_err(|e| AppError::field("file", e.0))?;
+    let chunk_rows = parse::chunk_rows(db.engine());
+    let parsed =
+        tokio::task::spawn_blocking(move || parse::parse_upload(&name, &bytes, chunk_rows))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?
+            .map_err(|e| AppError::field("file", e.0))?;
     let headers_key = mapping::headers_key(&parsed.columns);
     let mut tx = db.tenant(&ctx.tenant).await?;
     let saved = store::saved_mapping(&mut tx, &pipeline.id, &headers_key)

@@ -818,7 +818,8 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
     let app = spawn_app(engine).await;
     let owner = app.create_org("Acme Growth", "owner@acme.test").await;
     let leads = pipeline_id(&app, &owner, "Leads").await;
-    let rows = meridian_app::imports::parse::CHUNK_ROWS * 2 + 500;
+    let chunk_rows = meridian_app::imports::parse::chunk_rows(app.db.engine());
+    let rows = chunk_rows * 2 + 500;
     let mut file = String::from("first_name,email\n");
     for i in 0..rows {
         file.push_str(&format!("Person {i},person{i}@crash.test\n"));
@@ -853,10 +854,7 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
         .get(&format!("/api/v1/imports/{id}"), &owner.access)
         .await;
     assert_eq!(midway.body["status"], "running");
-    assert_eq!(
-        midway.body["progress"]["rows_done"],
-        meridian_app::imports::parse::CHUNK_ROWS
-    );
+    assert_eq!(midway.body["progress"]["rows_done"], chunk_rows);
 
     if engine == Engine::Postgres {
         // The runner died after the chunk committed but before its search words did (they are
@@ -868,13 +866,13 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
              SET numbers = numbers - ARRAY(SELECT generate_series(1, {1}))::int[] \
              WHERE org_id = '{0}'",
             owner.org_id,
-            meridian_app::imports::parse::CHUNK_ROWS / 2
+            chunk_rows / 2
         ))
         .await;
         app.admin_exec(&format!(
             "UPDATE import_chunks SET search_pending_from = 1, search_pending_to = {} \
              WHERE import_id = '{id}' AND seq = 0",
-            meridian_app::imports::parse::CHUNK_ROWS
+            chunk_rows
         ))
         .await;
     }

@@ -949,8 +949,6 @@ mod tests {
         "US", "CA", "GB", "AU", "MX", "DE", "FR", "IN", "BR", "JP", "IT", "us", "", "XX", "AQ",
     ];
 
-    /// Regions whose numbers share a country code with others (+1, +7, +44, +61, +262, +590) or
-    /// stand alone, so both branches of the region lookup run.
     /// Every region that shares country code 1.
     fn north_american_regions() -> Vec<PhoneRegion> {
         DATABASE
@@ -961,6 +959,8 @@ mod tests {
             .collect()
     }
 
+    /// Regions whose numbers share a country code with others (+1, +7, +44, +61, +262, +590) or
+    /// stand alone, so both branches of the region lookup run.
     const VALIDATION_REGIONS: &[PhoneRegion] = &[
         PhoneRegion::US,
         PhoneRegion::CA,

@@ -606,6 +606,8 @@ async fn load_floor(app: &TestApp, owner: &Tokens, parts: &[Vec<u8>]) -> anyhow:
             let per_statement = SQLITE_MAX_PARAMS / floor_columns().len();
             let full = floor_insert_text(per_statement);
             let mut tx = app.db.tenant(&tenant).await?;
+            // The page cache the app's import chunks get, so both write with the same memory.
+            tx.widen_page_cache().await?;
             let mut written = 0;
             let mut batch: Vec<&[u8]> = Vec::with_capacity(per_statement);
             let lines = parts

@@ -127,6 +127,7 @@ where
             settled: true,
             warm: Arc::clone(self),
             permit: Some(permit),
+            restore: None,
         })
     }
 
@@ -174,6 +175,9 @@ where
     settled: bool,
     warm: Arc<Warm<DB>>,
     permit: Option<OwnedSemaphorePermit>,
+    /// Undoes a setting this transaction changed on its connection (see [`Lease::widen`]); run
+    /// when the transaction ends, so the next lease finds the connection as the pool made it.
+    restore: Option<&'static str>,
 }
 
 impl<DB: Database> Lease<DB>
@@ -204,8 +208,28 @@ where
         if self.in_transaction {
             self.raw("COMMIT".to_owned()).await?;
             self.in_transaction = false;
+            // Committed whatever happens next: a connection that will not take its setting back
+            // is closed instead of being lent again.
+            if let Some(restore) = self.restore.take()
+                && self.raw(restore.to_owned()).await.is_err()
+                && let Some(conn) = self.conn.as_mut()
+            {
+                conn.close_on_drop();
+            }
         }
         Ok(())
+    }
+
+    /// Changes a setting of the connection for this transaction only: `change` now, `restore`
+    /// when the transaction commits or rolls back.
+    pub(crate) async fn widen(
+        &mut self,
+        change: &'static str,
+        restore: &'static str,
+    ) -> Result<(), sqlx::Error> {
+        // Recorded first: if the change fails half-way, the end of the transaction still undoes it.
+        self.restore = Some(restore);
+        self.raw(change.to_owned()).await
     }
 
     async fn raw(&mut self, statement: String) -> Result<(), sqlx::Error> {
@@ -226,7 +250,11 @@ where
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        if self.settled && !self.in_transaction && self.since.elapsed() < RECYCLE_AFTER {
+        if self.settled
+            && !self.in_transaction
+            && self.restore.is_none()
+            && self.since.elapsed() < RECYCLE_AFTER
+        {
             let mut kept = self.warm.lock();
             if !self.warm.permits.is_closed() {
                 kept.push(Kept {
@@ -243,11 +271,17 @@ where
             return;
         }
         let in_transaction = self.in_transaction;
+        let restore = self.restore.take();
         // Held until the connection is back in sqlx's hands, so that leases never hold more
         // connections than there are permits.
         let permit = self.permit.take();
         tokio::spawn(async move {
             if in_transaction && sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
+                conn.close_on_drop();
+            }
+            if let Some(restore) = restore
+                && sqlx::raw_sql(restore).execute(&mut *conn).await.is_err()
+            {
                 conn.close_on_drop();
             }
             drop(conn);

@@ -88,10 +88,18 @@ const SQLITE_MMAP_BYTES: u64 = 1 << 34;
 /// Each SQLite connection's page cache, for pages written or read past the mapping. It fills
 /// only as a connection writes (reads come from the mapping), so in practice it is the writer's
 /// working set: with 64 MiB instead of 16 the index pages a large import keeps touching stay in
-/// it (a 1M-row import's commit took 73 s instead of 83 s; see BENCHMARKS.md). 256 MiB holds
-/// every page an import chunk of 50,000 rows changes (about 180 MiB into a million-lead
-/// organization), so none is written to the log before the chunk commits and again at commit.
-const SQLITE_CACHE_KIB: u64 = 256 * 1024;
+/// it (a 1M-row import's commit took 73 s instead of 83 s; see BENCHMARKS.md). Bulk writes
+/// widen it for their transaction ([`SQLITE_BULK_CACHE`]).
+const SQLITE_CACHE_KIB: u64 = 64 * 1024;
+/// [`SQLITE_CACHE_KIB`] as the statement that sets it back after a widened transaction.
+pub(crate) const SQLITE_CACHE_RESTORE: &str = "PRAGMA cache_size = -65536";
+/// The page cache of a bulk write's transaction (`Tx::widen_page_cache`): 256 MiB holds every
+/// page an import chunk of 50,000 rows changes (about 180 MiB into a million-lead organization),
+/// so none is written to the log before the chunk commits and again at commit. Only for that
+/// transaction: a connection keeps the pages it has cached, and every pooled connection holding
+/// 256 MiB would be gigabytes (a million-row import by the CLI peaked at 2.1 GiB resident with it
+/// for all, though its commit was faster: 47–54 s against 58–59 s; BENCHMARKS.md).
+pub(crate) const SQLITE_BULK_CACHE: &str = "PRAGMA cache_size = -262144";
 /// WAL pages after which a commit copies the log back into the database (SQLite's default is
 /// 1,000, about 4 MiB). Bulk writes dirty the same index pages commit after commit; a 40 MiB log
 /// copies each of them back once per checkpoint instead of once per commit or two. A background
@@ -496,6 +504,14 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_widened_page_cache_is_set_back_to_the_pool_size() {
+        assert_eq!(
+            SQLITE_CACHE_RESTORE,
+            format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        );
+    }
 
     #[test]
     fn tenant_settings_are_quoted_literals() {

@@ -272,6 +272,24 @@ impl Tx {
             async { sqlx::raw_sql(script).execute(c).await.map(|_| ()) })
     }
 
+    /// Lets this write transaction keep more changed pages in memory (SQLite; on PostgreSQL
+    /// there is nothing to do), for bulk writes such as an import chunk: pages that do not fit
+    /// are written to the log before the commit and again at it. The connection's usual cache
+    /// size comes back when the transaction commits or rolls back.
+    pub async fn widen_page_cache(&mut self) -> Result<(), sqlx::Error> {
+        match &mut self.0 {
+            Leased::Sqlite(lease) => {
+                lease
+                    .widen(
+                        crate::pool::SQLITE_BULK_CACHE,
+                        crate::pool::SQLITE_CACHE_RESTORE,
+                    )
+                    .await
+            }
+            Leased::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Commits the transaction (an SQLite autocommit read has nothing to commit) and returns the
     /// connection for the next one.
     pub async fn commit(self) -> Result<(), sqlx::Error> {

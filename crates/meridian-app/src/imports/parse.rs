@@ -19,8 +19,8 @@ pub const MAX_COLUMNS: usize = 500;
 /// SQLite writes every page a transaction changed to its log at commit, and a lead's e-mail,
 /// phone and last name land on random pages of their indexes, so a transaction of N rows writes
 /// about N pages of each such index until N nears the index's size: larger chunks write much less
-/// (a million-row import's commit took 60–66 s at 2,000 rows a chunk, 57 s at 20,000 and 47–54 s
-/// at 50,000; BENCHMARKS.md). The price is that SQLite's single writer is held for a chunk's whole
+/// (a million-row import's commit took 60–66 s at 2,000 rows a chunk and 58–59 s at 50,000 with
+/// the chunk's page cache widened to hold them; BENCHMARKS.md). The price is that SQLite's single writer is held for a chunk's whole
 /// transaction, about 2.5 s at 50,000 rows into a million-lead organization, while other writes
 /// wait their turn (the busy timeout is 10 s). PostgreSQL has no such log cost per commit, and
 /// there a chunk's transaction holds the organization's lead-number counter, which every new lead

@@ -487,6 +487,8 @@ impl Commit<'_> {
         let last = seq + 1 == chunk_count;
         let rows = prepared.len() as i64;
         let mut tx = db.tenant(&run.tenant).await?;
+        // A SQLite chunk changes more pages than a connection's usual cache holds.
+        tx.widen_page_cache().await?;
         if store::advance(&mut tx, &run.import_id, &run.lease, seq).await? == 0 {
             return Ok(ChunkOutcome::Lost);
         }

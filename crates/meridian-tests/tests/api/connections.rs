@@ -13,6 +13,7 @@ use meridian_tests::{Engine, TestApp, both_engines, spawn_app};
 both_engines!(
     what_a_transaction_leaves_behind_never_reaches_the_next,
     waiting_callers_are_served_in_turn,
+    a_widened_page_cache_lasts_one_transaction,
 );
 
 /// A `Db` over the app's database that lends one connection at a time.
@@ -226,4 +227,51 @@ async fn postgres_sessions_run_without_jit() {
         .expect("setting");
     tx.commit().await.expect("commit");
     assert_eq!(jit, "off");
+}
+
+/// A bulk write's larger page cache (`Tx::widen_page_cache`, SQLite) ends with its transaction,
+/// committed or rolled back: otherwise every pooled connection that ever wrote an import chunk
+/// would keep hundreds of MiB. On PostgreSQL it changes nothing and the transaction goes on.
+async fn a_widened_page_cache_lasts_one_transaction(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let db = one_connection(&app).await;
+    let usual_kib = match engine {
+        Engine::Sqlite => Some(-65_536),
+        Engine::Postgres => None,
+    };
+    for commit in [true, false] {
+        let mut tx = db.global().await.expect("begin");
+        tx.widen_page_cache().await.expect("widen");
+        assert_eq!(
+            cache_size(&mut tx, engine).await,
+            usual_kib.map(|_| -262_144)
+        );
+        tx.execute(sql("SELECT 1"))
+            .await
+            .expect("a statement after");
+        if commit {
+            tx.commit().await.expect("commit");
+        } else {
+            drop(tx);
+        }
+        let mut next = db.global().await.expect("next");
+        assert_eq!(
+            cache_size(&mut next, engine).await,
+            usual_kib,
+            "after commit: {commit}"
+        );
+        next.commit().await.expect("commit next");
+    }
+}
+
+/// SQLite's page cache limit of the connection `tx` runs on (negative: KiB); `None` on PostgreSQL.
+async fn cache_size(tx: &mut meridian_db::Tx, engine: Engine) -> Option<i64> {
+    match engine {
+        Engine::Sqlite => Some(
+            tx.fetch_count(sql("PRAGMA cache_size"))
+                .await
+                .expect("cache size"),
+        ),
+        Engine::Postgres => None,
+    }
 }

@@ -96,9 +96,10 @@ pub(crate) const SQLITE_CACHE_RESTORE: &str = "PRAGMA cache_size = -65536";
 /// The page cache of a bulk write's transaction (`Tx::widen_page_cache`): 256 MiB holds every
 /// page an import chunk of 50,000 rows changes (about 180 MiB into a million-lead organization),
 /// so none is written to the log before the chunk commits and again at commit. Only for that
-/// transaction: a connection keeps the pages it has cached, and every pooled connection holding
-/// 256 MiB would be gigabytes (a million-row import by the CLI peaked at 2.1 GiB resident with it
-/// for all, though its commit was faster: 47–54 s against 58–59 s; BENCHMARKS.md).
+/// transaction: a connection keeps the pages it has cached, so with 256 MiB for the whole pool
+/// every connection that ever wrote a chunk could hold that much for as long as it lives (16
+/// connections: 4 GiB). That limit costs speed: the million-row import's commit took 47–54 s
+/// with 256 MiB on every connection against 58–59 s widened per chunk (BENCHMARKS.md).
 pub(crate) const SQLITE_BULK_CACHE: &str = "PRAGMA cache_size = -262144";
 /// WAL pages after which a commit copies the log back into the database (SQLite's default is
 /// 1,000, about 4 MiB). Bulk writes dirty the same index pages commit after commit; a 40 MiB log

@@ -605,9 +605,10 @@ async fn load_floor(app: &TestApp, owner: &Tokens, parts: &[Vec<u8>]) -> anyhow:
             let tenant = Tenant::for_verified_credentials(&owner.org_id, None);
             let per_statement = SQLITE_MAX_PARAMS / floor_columns().len();
             let full = floor_insert_text(per_statement);
-            let mut tx = app.db.tenant(&tenant).await?;
-            // The page cache the app's import chunks get, so both write with the same memory.
-            tx.widen_page_cache().await?;
+            // The connection and page cache the app's import chunks get, so both write with
+            // the same memory.
+            let mut writer = app.db.bulk_writer();
+            let mut tx = writer.tenant(&tenant).await?;
             let mut written = 0;
             let mut batch: Vec<&[u8]> = Vec::with_capacity(per_statement);
             let lines = parts
@@ -625,7 +626,7 @@ async fn load_floor(app: &TestApp, owner: &Tokens, parts: &[Vec<u8>]) -> anyhow:
                 let text = floor_insert_text(batch.len());
                 written += tx.execute(floor_statement(&text, &batch)?).await?;
             }
-            tx.commit().await?;
+            writer.commit(tx).await?;
             Ok(written)
         }
     }

@@ -175,8 +175,8 @@ where
     settled: bool,
     warm: Arc<Warm<DB>>,
     permit: Option<OwnedSemaphorePermit>,
-    /// Undoes a setting this transaction changed on its connection (see [`Lease::widen`]); run
-    /// when the transaction ends, so the next lease finds the connection as the pool made it.
+    /// Undoes a setting this lease changed on its connection (see [`Lease::widen`]); run when
+    /// the connection is returned.
     restore: Option<&'static str>,
 }
 
@@ -204,30 +204,24 @@ where
     }
 
     /// Commits the open transaction; without one (an autocommit read) there is nothing to do.
-    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+    /// The connection stays with this lease (see `BulkWriter`); dropping the lease returns it.
+    pub(crate) async fn commit(&mut self) -> Result<(), sqlx::Error> {
         if self.in_transaction {
             self.raw("COMMIT".to_owned()).await?;
             self.in_transaction = false;
-            // Committed whatever happens next: a connection that will not take its setting back
-            // is closed instead of being lent again.
-            if let Some(restore) = self.restore.take()
-                && self.raw(restore.to_owned()).await.is_err()
-                && let Some(conn) = self.conn.as_mut()
-            {
-                conn.close_on_drop();
-            }
         }
         Ok(())
     }
 
-    /// Changes a setting of the connection for this transaction only: `change` now, `restore`
-    /// when the transaction commits or rolls back.
+    /// Changes a setting of the connection for as long as this lease holds it: `change` now,
+    /// `restore` when the lease returns the connection, so the next lease finds it as the pool
+    /// made it.
     pub(crate) async fn widen(
         &mut self,
         change: &'static str,
         restore: &'static str,
     ) -> Result<(), sqlx::Error> {
-        // Recorded first: if the change fails half-way, the end of the transaction still undoes it.
+        // Recorded first: if the change fails half-way, returning the connection still undoes it.
         self.restore = Some(restore);
         self.raw(change.to_owned()).await
     }

@@ -5,6 +5,7 @@
 //! Tenancy is typed: a [`TenantTx`] can only be opened from a [`Tenant`], and it binds the
 //! tenant's organization into PostgreSQL's row-level security settings before any query runs.
 
+mod bulk;
 mod checkpoint;
 pub mod jobs;
 mod lease;
@@ -12,6 +13,7 @@ mod migrate;
 mod pool;
 mod tx;
 
+pub use bulk::BulkWriter;
 pub use migrate::{MigrationStatus, Migrator};
 pub use pool::{ConnectOptions, Db, Engine, POOL_RESERVE, Pools};
 pub use tx::{Arg, GlobalTx, IntoArg, Record, Sql, Tenant, TenantTx, Tx, sql};

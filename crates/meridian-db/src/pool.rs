@@ -14,12 +14,23 @@ use crate::tx::{Arg, GlobalTx, Leased, Record, Sql, Tenant, TenantTx, Tx, sql};
 
 /// The row-level security settings a PostgreSQL transaction starts with.
 #[derive(Debug, Default, Clone, Copy)]
-struct Rls<'a> {
+pub(crate) struct Rls<'a> {
     org_id: Option<&'a str>,
     user_id: Option<&'a str>,
     token_hash: Option<&'a str>,
     /// The job-queue runner's scope (`app.queue = 'runner'`), see [`Db::queue`].
     queue: bool,
+}
+
+impl<'a> Rls<'a> {
+    pub(crate) fn tenant(tenant: &'a Tenant) -> Self {
+        Self {
+            org_id: Some(tenant.org_id()),
+            user_id: tenant.user_id(),
+            token_hash: None,
+            queue: false,
+        }
+    }
 }
 
 /// A PostgreSQL string literal for a tenant setting. The values are ids and hex hashes; anything
@@ -36,7 +47,7 @@ fn literal(value: Option<&str>) -> Result<String, sqlx::Error> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub(crate) enum Access {
     Read,
     Write,
 }
@@ -88,18 +99,17 @@ const SQLITE_MMAP_BYTES: u64 = 1 << 34;
 /// Each SQLite connection's page cache, for pages written or read past the mapping. It fills
 /// only as a connection writes (reads come from the mapping), so in practice it is the writer's
 /// working set: with 64 MiB instead of 16 the index pages a large import keeps touching stay in
-/// it (a 1M-row import's commit took 73 s instead of 83 s; see BENCHMARKS.md). Bulk writes
-/// widen it for their transaction ([`SQLITE_BULK_CACHE`]).
+/// it (a 1M-row import's commit took 73 s instead of 83 s; see BENCHMARKS.md). A bulk writer
+/// widens it while it holds its connection ([`SQLITE_BULK_CACHE`]).
 const SQLITE_CACHE_KIB: u64 = 64 * 1024;
-/// [`SQLITE_CACHE_KIB`] as the statement that sets it back after a widened transaction.
+/// [`SQLITE_CACHE_KIB`] as the statement that sets it back when a widened connection is returned.
 pub(crate) const SQLITE_CACHE_RESTORE: &str = "PRAGMA cache_size = -65536";
-/// The page cache of a bulk write's transaction (`Tx::widen_page_cache`): 256 MiB holds every
-/// page an import chunk of 50,000 rows changes (about 180 MiB into a million-lead organization),
-/// so none is written to the log before the chunk commits and again at commit. Only for that
-/// transaction: a connection keeps the pages it has cached, so with 256 MiB for the whole pool
-/// every connection that ever wrote a chunk could hold that much for as long as it lives (16
-/// connections: 4 GiB). That limit costs speed: the million-row import's commit took 47–54 s
-/// with 256 MiB on every connection against 58–59 s widened per chunk (BENCHMARKS.md).
+/// The page cache of a bulk writer's connection (`BulkWriter`): 256 MiB holds every page an
+/// import chunk of 50,000 rows changes (about 180 MiB into a million-lead organization), so none
+/// is written to the log before the chunk commits and again at commit, and the next chunk finds
+/// the index pages the last one touched. Only while the writer holds the connection: a
+/// connection keeps the pages it has cached, so with 256 MiB for the whole pool every connection
+/// that ever wrote a chunk could hold that much for as long as it lives (16 connections: 4 GiB).
 pub(crate) const SQLITE_BULK_CACHE: &str = "PRAGMA cache_size = -262144";
 /// WAL pages after which a commit copies the log back into the database (SQLite's default is
 /// 1,000, about 4 MiB). Bulk writes dirty the same index pages commit after commit; a 40 MiB log
@@ -280,14 +290,8 @@ impl Db {
     }
 
     async fn tenant_with(&self, tenant: &Tenant, access: Access) -> Result<TenantTx, sqlx::Error> {
-        let rls = Rls {
-            org_id: Some(tenant.org_id()),
-            user_id: tenant.user_id(),
-            token_hash: None,
-            queue: false,
-        };
         Ok(TenantTx::new(
-            self.begin_scoped(access, rls).await?,
+            self.begin_scoped(access, Rls::tenant(tenant)).await?,
             tenant.clone(),
         ))
     }
@@ -436,16 +440,30 @@ impl Db {
     /// statement is a hop to the connection's worker thread. PostgreSQL: `BEGIN` (or `BEGIN READ
     /// ONLY`) and the row-level security settings travel in one simple-query message.
     async fn begin_scoped(&self, access: Access, rls: Rls<'_>) -> Result<Tx, sqlx::Error> {
-        match (&self.0, access) {
-            (Engines::Sqlite(warm), Access::Write) => {
-                let mut lease = warm.lease().await?;
+        Self::begin_on(self.lease().await?, access, rls).await
+    }
+
+    /// A connection of this pool, lent until the lease is dropped.
+    pub(crate) async fn lease(&self) -> Result<Leased, sqlx::Error> {
+        Ok(match &self.0 {
+            Engines::Sqlite(warm) => Leased::Sqlite(warm.lease().await?),
+            Engines::Postgres(warm) => Leased::Postgres(warm.lease().await?),
+        })
+    }
+
+    /// Starts a unit of work on a leased connection (see [`Db::begin_scoped`]).
+    pub(crate) async fn begin_on(
+        leased: Leased,
+        access: Access,
+        rls: Rls<'_>,
+    ) -> Result<Tx, sqlx::Error> {
+        match (leased, access) {
+            (Leased::Sqlite(mut lease), Access::Write) => {
                 lease.begin("BEGIN IMMEDIATE".to_owned()).await?;
                 Ok(Tx::new(Leased::Sqlite(lease)))
             }
-            (Engines::Sqlite(warm), Access::Read) => {
-                Ok(Tx::new(Leased::Sqlite(warm.lease().await?)))
-            }
-            (Engines::Postgres(warm), access) => {
+            (leased @ Leased::Sqlite(_), Access::Read) => Ok(Tx::new(leased)),
+            (Leased::Postgres(mut lease), access) => {
                 let begin = match access {
                     Access::Write => "BEGIN",
                     Access::Read => "BEGIN READ ONLY",
@@ -458,7 +476,6 @@ impl Db {
                     literal(rls.token_hash)?,
                     literal(rls.queue.then_some("runner"))?
                 );
-                let mut lease = warm.lease().await?;
                 lease.begin(statement).await?;
                 Ok(Tx::new(Leased::Postgres(lease)))
             }

@@ -200,6 +200,24 @@ pub(crate) enum Leased {
     Postgres(Lease<Postgres>),
 }
 
+impl Leased {
+    /// Lets the connection keep more changed pages in memory for as long as this lease holds it
+    /// (SQLite; on PostgreSQL there is nothing to do): see `BulkWriter`.
+    pub(crate) async fn widen_page_cache(&mut self) -> Result<(), sqlx::Error> {
+        match self {
+            Leased::Sqlite(lease) => {
+                lease
+                    .widen(
+                        crate::pool::SQLITE_BULK_CACHE,
+                        crate::pool::SQLITE_CACHE_RESTORE,
+                    )
+                    .await
+            }
+            Leased::Postgres(_) => Ok(()),
+        }
+    }
+}
+
 /// Runs one statement on the transaction's connection and marks the connection settled once the
 /// statement has succeeded (see `lease.rs`). `$sqlite` and `$pg` are futures using `$conn`.
 macro_rules! on_conn {
@@ -272,31 +290,20 @@ impl Tx {
             async { sqlx::raw_sql(script).execute(c).await.map(|_| ()) })
     }
 
-    /// Lets this write transaction keep more changed pages in memory (SQLite; on PostgreSQL
-    /// there is nothing to do), for bulk writes such as an import chunk: pages that do not fit
-    /// are written to the log before the commit and again at it. The connection's usual cache
-    /// size comes back when the transaction commits or rolls back.
-    pub async fn widen_page_cache(&mut self) -> Result<(), sqlx::Error> {
-        match &mut self.0 {
-            Leased::Sqlite(lease) => {
-                lease
-                    .widen(
-                        crate::pool::SQLITE_BULK_CACHE,
-                        crate::pool::SQLITE_CACHE_RESTORE,
-                    )
-                    .await
-            }
-            Leased::Postgres(_) => Ok(()),
-        }
-    }
-
     /// Commits the transaction (an SQLite autocommit read has nothing to commit) and returns the
     /// connection for the next one.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self.0 {
-            Leased::Sqlite(lease) => lease.commit().await,
-            Leased::Postgres(lease) => lease.commit().await,
+        self.commit_keeping().await.map(drop)
+    }
+
+    /// Commits and keeps the connection, for the next transaction of a `BulkWriter`.
+    pub(crate) async fn commit_keeping(self) -> Result<Leased, sqlx::Error> {
+        let mut leased = self.0;
+        match &mut leased {
+            Leased::Sqlite(lease) => lease.commit().await?,
+            Leased::Postgres(lease) => lease.commit().await?,
         }
+        Ok(leased)
     }
 
     /// Sets the PostgreSQL row-level security context for this transaction only
@@ -332,6 +339,10 @@ pub struct TenantTx {
 impl TenantTx {
     pub(crate) fn new(tx: Tx, tenant: Tenant) -> Self {
         Self { tx, tenant }
+    }
+
+    pub(crate) fn into_tx(self) -> Tx {
+        self.tx
     }
 
     pub fn tenant(&self) -> &Tenant {

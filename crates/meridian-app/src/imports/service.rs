@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use meridian_core::Permission;
 use meridian_core::crm::{ActivityKind, Picklist};
-use meridian_db::{Db, Engine, Tenant, TenantTx};
+use meridian_db::{BulkWriter, Db, Engine, Tenant, TenantTx};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
 use super::mapping::{self, Mapping};
 use super::parse::{self, SourceRow};
-use super::plan::{OnDuplicate, Planner, Prepared, Problem, Rules, prepare};
+use super::plan::{ChunkPlan, OnDuplicate, Planner, Prepared, Problem, Rules, prepare};
 use super::store::{self, ActivityInsert, Counts, ErrorRow, ImportRow, LeadInsert, NewImport};
 use crate::http::ctx::Ctx;
 use crate::http::error::{AppError, AppResult};
@@ -237,6 +237,63 @@ fn prefetch(
         import_id.to_owned(),
     );
     tokio::spawn(async move { prepared_chunk(&db, &tenant, &rules, &import_id, seq).await })
+}
+
+/// A chunk of a commit, ready for its transaction.
+enum Work {
+    /// Read and normalized; decided in the chunk's transaction, against what it reads there.
+    Prepared(Vec<Prepared>),
+    /// Decided already (see [`planned`]).
+    Planned { rows: i64, plan: Arc<ChunkPlan> },
+}
+
+/// Starts preparing chunk `seq` of a commit in the background and, given the plan of the chunk
+/// before it (written meanwhile), deciding it, so that the writer finds it ready.
+fn work_ahead(
+    db: &Db,
+    run: &Run,
+    rules: &Arc<Rules>,
+    seq: i64,
+    previous: Option<Arc<ChunkPlan>>,
+) -> JoinHandle<anyhow::Result<Work>> {
+    let (db, tenant, rules, import_id) = (
+        db.clone(),
+        run.tenant.clone(),
+        Arc::clone(rules),
+        run.import_id.clone(),
+    );
+    tokio::spawn(async move {
+        let prepared = prepared_chunk(&db, &tenant, &rules, &import_id, seq).await?;
+        match previous {
+            Some(previous) => planned(&db, &tenant, &rules, prepared, Some(previous)).await,
+            None => Ok(Work::Prepared(prepared)),
+        }
+    })
+}
+
+/// Decides a chunk outside its transaction: against the leads the database shows now (every
+/// earlier chunk but the one being written, if any) and `unwritten`, that chunk's plan.
+async fn planned(
+    db: &Db,
+    tenant: &Tenant,
+    rules: &Arc<Rules>,
+    prepared: Vec<Prepared>,
+    unwritten: Option<Arc<ChunkPlan>>,
+) -> anyhow::Result<Work> {
+    let rows = prepared.len() as i64;
+    let (emails, phones) = keys(&prepared);
+    let mut tx = db.tenant_read(tenant).await?;
+    let stored = store::active_by_keys(&mut tx, &emails, &phones).await?;
+    tx.commit().await?;
+    let rules = Arc::clone(rules);
+    let plan = tokio::task::spawn_blocking(move || {
+        Planner::commit().plan_after(&rules, prepared, stored, unwritten.as_deref())
+    })
+    .await?;
+    Ok(Work::Planned {
+        rows,
+        plan: Arc::new(plan),
+    })
 }
 
 /// Keys of the rows (for the duplicate lookup), de-duplicated.
@@ -456,7 +513,6 @@ enum ChunkOutcome {
 
 /// What every chunk of a commit shares.
 struct Commit<'a> {
-    db: &'a Db,
     run: &'a Run,
     rules: &'a Rules,
     stage: &'a str,
@@ -471,12 +527,12 @@ impl Commit<'_> {
     /// search words are only recorded as pending (migration 0015), for [`write_search_words`].
     async fn apply(
         &self,
+        writer: &mut BulkWriter,
         seq: i64,
-        prepared: Vec<Prepared>,
+        work: Work,
         defer_search: bool,
     ) -> Result<ChunkOutcome, sqlx::Error> {
         let Commit {
-            db,
             run,
             rules,
             stage,
@@ -485,16 +541,22 @@ impl Commit<'_> {
             chunk_count,
         } = *self;
         let last = seq + 1 == chunk_count;
-        let rows = prepared.len() as i64;
-        let mut tx = db.tenant(&run.tenant).await?;
-        // A SQLite chunk changes more pages than a connection's usual cache holds.
-        tx.widen_page_cache().await?;
+        let mut tx = writer.tenant(&run.tenant).await?;
         if store::advance(&mut tx, &run.import_id, &run.lease, seq).await? == 0 {
             return Ok(ChunkOutcome::Lost);
         }
-        let (emails, phones) = keys(&prepared);
-        let stored = store::active_by_keys(&mut tx, &emails, &phones).await?;
-        let plan = Planner::commit().plan(rules, prepared, stored);
+        let (rows, plan) = match work {
+            Work::Planned { rows, plan } => (rows, plan),
+            Work::Prepared(prepared) => {
+                let rows = prepared.len() as i64;
+                let (emails, phones) = keys(&prepared);
+                let stored = store::active_by_keys(&mut tx, &emails, &phones).await?;
+                (
+                    rows,
+                    Arc::new(Planner::commit().plan(rules, prepared, stored)),
+                )
+            }
+        };
         let now = meridian_db::now();
         let mut search_pending = None;
         if !plan.creates.is_empty() {
@@ -612,7 +674,7 @@ impl Commit<'_> {
             )
             .await?;
         }
-        tx.commit().await?;
+        writer.commit(tx).await?;
         Ok(ChunkOutcome::Applied {
             counts,
             search_pending,
@@ -743,7 +805,6 @@ pub async fn run(
     let rules = Arc::new(rules);
     let actor_label = import.actor_label.clone().unwrap_or_default();
     let commit = Commit {
-        db,
         run,
         rules: &rules,
         stage: &stage,
@@ -761,11 +822,17 @@ pub async fn run(
     };
     progress(state);
     let mut next = None;
+    // A chunk that only creates or skips is decided while the chunk before it is written (the
+    // writer would otherwise wait for each chunk's duplicate lookup and planning). Not when rows
+    // may update leads: an update must read the lead in the transaction that writes it.
+    let plan_ahead = on_duplicate != OnDuplicate::Update;
     // On PostgreSQL a chunk's search words are written on a second connection while the next
     // chunk is applied. Not for the last chunk (the import completes with every word written),
     // nor when rows may update leads: an update's trigger must see the words it replaces.
     let overlap_search = db.engine() == Engine::Postgres && on_duplicate != OnDuplicate::Update;
     let mut words = SearchWords::default();
+    // Every chunk on one connection that keeps the index pages it wrote cached (see `BulkWriter`).
+    let mut writer = db.bulk_writer();
     for (done, seq) in (0_u64..).zip(import.next_chunk..import.chunk_count) {
         if max_chunks.is_some_and(|max| done >= max) {
             words.finish(db, run).await?;
@@ -779,17 +846,30 @@ pub async fn run(
         let mut current = next.take();
         let counts = loop {
             tries += 1;
-            let prepared = match current.take() {
+            let work = match current.take() {
                 Some(task) => task.await??,
-                None => prepared_chunk(db, &run.tenant, &rules, &run.import_id, seq).await?,
+                None => Work::Prepared(
+                    prepared_chunk(db, &run.tenant, &rules, &run.import_id, seq).await?,
+                ),
+            };
+            let work = match work {
+                // The first chunk of a run, and the one after a retry, are decided here.
+                Work::Prepared(prepared) if plan_ahead && tries == 1 => {
+                    planned(db, &run.tenant, &rules, prepared, None).await?
+                }
+                work => work,
             };
             if tries == 1
                 && seq + 1 < import.chunk_count
                 && max_chunks.is_none_or(|max| done + 1 < max)
             {
-                next = Some(prefetch(db, &run.tenant, &rules, &run.import_id, seq + 1));
+                let previous = match &work {
+                    Work::Planned { plan, .. } => Some(Arc::clone(plan)),
+                    Work::Prepared(_) => None,
+                };
+                next = Some(work_ahead(db, run, &rules, seq + 1, previous));
             }
-            match commit.apply(seq, prepared, defer_search).await {
+            match commit.apply(&mut writer, seq, work, defer_search).await {
                 Ok(ChunkOutcome::Applied {
                     counts,
                     search_pending,
@@ -810,6 +890,11 @@ pub async fn run(
                     if tries < CHUNK_TRIES && meridian_db::unique_violation(&error).is_some() =>
                 {
                     tracing::info!(import = %run.import_id, seq, "chunk raced another writer; retrying");
+                    // The next chunk was decided against this chunk's first plan: it is read
+                    // and decided again once this one is written.
+                    if let Some(task) = next.take() {
+                        task.abort();
+                    }
                 }
                 Err(error) => {
                     // The words already being written belong to a committed chunk: let them

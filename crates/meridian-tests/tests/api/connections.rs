@@ -1,7 +1,7 @@
 //! Connections lent to transactions and kept warm between them (`meridian-db`'s `lease.rs`):
 //! nothing a transaction leaves behind (uncommitted rows, an open transaction, a failed or
 //! cancelled statement) reaches the next one, and callers waiting for a connection are served in
-//! turn, including those that use sqlx's pool directly. Every test on a `Db` of one connection,
+//! turn, including those that use sqlx's pool directly. Most tests run on a `Db` of one connection,
 //! so each transaction reuses the connection the previous one returned.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use meridian_tests::{Engine, TestApp, both_engines, spawn_app};
 both_engines!(
     what_a_transaction_leaves_behind_never_reaches_the_next,
     waiting_callers_are_served_in_turn,
-    a_widened_page_cache_lasts_one_transaction,
+    a_bulk_writer_keeps_its_connection_and_cache_until_dropped,
 );
 
 /// A `Db` over the app's database that lends one connection at a time.
@@ -229,38 +229,101 @@ async fn postgres_sessions_run_without_jit() {
     assert_eq!(jit, "off");
 }
 
-/// A bulk write's larger page cache (`Tx::widen_page_cache`, SQLite) ends with its transaction,
-/// committed or rolled back: otherwise every pooled connection that ever wrote an import chunk
-/// would keep hundreds of MiB. On PostgreSQL it changes nothing and the transaction goes on.
-async fn a_widened_page_cache_lasts_one_transaction(engine: Engine) {
+/// A bulk writer (`Db::bulk_writer`) runs its transactions on one connection whose page cache
+/// is widened (SQLite) for as long as the writer holds it, and gives the connection back as the
+/// pool made it when dropped: otherwise every pooled connection that ever wrote an import chunk
+/// would keep hundreds of MiB. A transaction dropped uncommitted rolls back and returns its
+/// connection; the writer's next transaction takes one again. On PostgreSQL only the connection
+/// is kept, and the tenant's row-level security applies as in any tenant transaction.
+async fn a_bulk_writer_keeps_its_connection_and_cache_until_dropped(engine: Engine) {
     let app = spawn_app(engine).await;
-    let db = one_connection(&app).await;
-    let usual_kib = match engine {
-        Engine::Sqlite => Some(-65_536),
-        Engine::Postgres => None,
+    let owner = app.create_org("Acme Growth", "ada@acme.test").await;
+    let other = app.create_org("Globex", "hank@globex.test").await;
+    let tenant = Tenant::for_verified_credentials(&owner.org_id, None);
+    let elsewhere = Tenant::for_verified_credentials(&other.org_id, None);
+    let db = app.db.sibling(2, false).await.expect("two-connection pool");
+    let (usual, wide) = match engine {
+        Engine::Sqlite => (Some(-65_536), Some(-262_144)),
+        Engine::Postgres => (None, None),
     };
-    for commit in [true, false] {
-        let mut tx = db.global().await.expect("begin");
-        tx.widen_page_cache().await.expect("widen");
-        assert_eq!(
-            cache_size(&mut tx, engine).await,
-            usual_kib.map(|_| -262_144)
-        );
-        tx.execute(sql("SELECT 1"))
+    let mut writer = db.bulk_writer();
+
+    let mut tx = writer.tenant(&tenant).await.expect("first");
+    assert_eq!(cache_size(&mut tx, engine).await, wide);
+    let first = connection_id(&mut tx, engine).await;
+    record(&mut tx, "b1", "bulk").await.expect("write");
+    writer.commit(tx).await.expect("commit first");
+
+    // Between the writer's transactions the pool's other connection is as the pool made it.
+    let mut pooled = db.tenant(&tenant).await.expect("pooled");
+    assert_eq!(cache_size(&mut pooled, engine).await, usual);
+    assert_ne!(connection_id(&mut pooled, engine).await, first);
+    pooled.commit().await.expect("pooled commit");
+
+    let mut tx = writer.tenant(&tenant).await.expect("second");
+    assert_eq!(
+        connection_id(&mut tx, engine).await,
+        first,
+        "the same connection"
+    );
+    assert_eq!(cache_size(&mut tx, engine).await, wide);
+    record(&mut tx, "b2", "bulk").await.expect("write");
+    drop(tx);
+
+    let mut tx = writer.tenant(&tenant).await.expect("after a rollback");
+    assert_eq!(cache_size(&mut tx, engine).await, wide, "widened again");
+    record(&mut tx, "b3", "bulk").await.expect("write");
+    writer.commit(tx).await.expect("commit third");
+    assert_eq!(count(&db, &tenant, "bulk").await, 2, "b2 was rolled back");
+    assert_eq!(count(&db, &elsewhere, "bulk").await, 0);
+    drop(writer);
+
+    // Dropped, the writer sets the cache back before the connection serves anyone else.
+    for _ in 0..2 {
+        let mut a = db.tenant_read(&tenant).await.expect("a");
+        let mut b = db.tenant_read(&tenant).await.expect("b");
+        assert_eq!(cache_size(&mut a, engine).await, usual);
+        assert_eq!(cache_size(&mut b, engine).await, usual);
+        a.commit().await.expect("end a");
+        b.commit().await.expect("end b");
+    }
+    db.close().await;
+}
+
+/// Which connection a transaction runs on: SQLite's connection handle has no number, so its
+/// page cache's own temporary table names it; PostgreSQL's backend process id.
+async fn connection_id(tx: &mut meridian_db::Tx, engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => {
+            tx.execute(sql(
+                "CREATE TEMP TABLE IF NOT EXISTS connection_name (id TEXT NOT NULL)",
+            ))
             .await
-            .expect("a statement after");
-        if commit {
-            tx.commit().await.expect("commit");
-        } else {
-            drop(tx);
+            .expect("temp table");
+            let existing: Option<(String,)> = tx
+                .fetch_optional(sql("SELECT id FROM connection_name"))
+                .await
+                .expect("name");
+            match existing {
+                Some((id,)) => id,
+                None => {
+                    let id = meridian_db::new_id();
+                    tx.execute(
+                        sql("INSERT INTO connection_name (id) VALUES ($1)").bind(id.as_str()),
+                    )
+                    .await
+                    .expect("name it");
+                    id
+                }
+            }
         }
-        let mut next = db.global().await.expect("next");
-        assert_eq!(
-            cache_size(&mut next, engine).await,
-            usual_kib,
-            "after commit: {commit}"
-        );
-        next.commit().await.expect("commit next");
+        Engine::Postgres => {
+            let (pid,): (i32,) = tx
+                .fetch_one(sql("SELECT pg_backend_pid()"))
+                .await
+                .expect("pid");
+            pid.to_string()
+        }
     }
 }
 

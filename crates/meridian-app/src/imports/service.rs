@@ -522,9 +522,10 @@ struct Commit<'a> {
 }
 
 impl Commit<'_> {
-    /// Applies one chunk in one transaction: the checkpoint first (it locks the import), then
-    /// the duplicate lookup, the writes and the counts. With `defer_search` the created leads'
-    /// search words are only recorded as pending (migration 0015), for [`write_search_words`].
+    /// Applies one chunk in one transaction on the import's connection: the checkpoint first (it
+    /// locks the import), then, unless the chunk was decided ahead, the duplicate lookup and the
+    /// plan, then the writes and the counts. With `defer_search` the created leads' search words
+    /// are only recorded as pending (migration 0015), for [`write_search_words`].
     async fn apply(
         &self,
         writer: &mut BulkWriter,

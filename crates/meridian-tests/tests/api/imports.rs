@@ -16,6 +16,7 @@ both_engines!(
     saved_mapping_is_suggested_for_the_same_headers,
     malformed_files_are_refused_clearly,
     resume_after_a_crash_imports_every_row_once,
+    a_chunk_that_races_another_writer_is_decided_again,
     export_csv_and_xlsx_neutralize_formulas,
     members_cannot_import_or_export,
     web_wizard_works_without_javascript,
@@ -966,6 +967,93 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
     );
     assert_eq!(imported, created, "one imported event per lead");
     assert_eq!(chunks, 0, "the stored file is deleted once imported");
+}
+
+/// A chunk decided ahead of its transaction (see `service::run`) can meet a lead that another
+/// writer created after its duplicate lookup. Here that writer holds its transaction open while
+/// the run starts, with a lead using an e-mail of the first chunk: on SQLite the chunk's
+/// transaction waits for the write lock, on PostgreSQL its insert waits on the unique index. The
+/// insert then fails, the chunk is read and decided again inside its transaction (the row is
+/// skipped as a duplicate), the next chunk's early plan is dropped, and the import completes
+/// with every other row once.
+async fn a_chunk_that_races_another_writer_is_decided_again(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let owner = app.create_org("Acme Growth", "owner@acme.test").await;
+    let leads = pipeline_id(&app, &owner, "Leads").await;
+    let chunk_rows = meridian_app::imports::parse::chunk_rows(app.db.engine());
+    let rows = chunk_rows + 100;
+    let mut file = String::from("first_name,email\n");
+    for i in 0..rows {
+        file.push_str(&format!("Person {i},person{i}@race.test\n"));
+    }
+    let uploaded = upload(&app, &owner, &leads, "race.csv", file.as_bytes()).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let id = str_of(&uploaded.body, "id").to_owned();
+    let report = validate(
+        &app,
+        &owner,
+        &id,
+        uploaded.body["suggested_mapping"].clone(),
+        "skip",
+    )
+    .await;
+    assert_eq!(report.body["would_create"], rows, "{}", report.body);
+    let ctx = Ctx::operator(
+        OrgRef {
+            id: owner.org_id.clone(),
+            name: "Acme Growth".to_owned(),
+        },
+        "test",
+    );
+    let run = service::start(&app.db, &ctx, &id).await.expect("start");
+
+    let tenant = meridian_db::Tenant::for_verified_credentials(&owner.org_id, None);
+    let mut other = app.db.tenant(&tenant).await.expect("the other writer");
+    let now = meridian_db::now();
+    other
+        .execute(
+            meridian_db::sql(
+                "INSERT INTO leads (org_id, id, number, pipeline_id, stage, first_name, last_name, \
+                 email, source, stage_entered_at, created_at, updated_at) \
+                 VALUES ($1, $2, 1000000, $3, 'new', 'Early', 'Bird', 'person7@race.test', \
+                 'manual', $4, $4, $4)",
+            )
+            .bind(owner.org_id.as_str())
+            .bind(meridian_db::new_id())
+            .bind(leads.as_str())
+            .bind(now),
+        )
+        .await
+        .expect("the racing lead");
+    let runner = {
+        let db = app.db.clone();
+        tokio::spawn(async move { service::run(&db, &run, None, &|_| {}).await })
+    };
+    // The run looks the first chunk up (a read, which does not wait) and then waits to write it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !runner.is_finished(),
+        "the chunk waits for the other writer"
+    );
+    other.commit().await.expect("the other writer commits");
+    let end = runner.await.expect("run task").expect("run");
+    assert_eq!(end, service::RunEnd::Completed);
+
+    let done = finished(&app, &owner, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["counts"],
+        json!({"created": rows - 1, "updated": 0, "skipped": 1, "failed": 0})
+    );
+    let mut tx = app.db.tenant_read(&tenant).await.expect("read");
+    let (total, emails): (i64, i64) = tx
+        .fetch_one(meridian_db::sql(
+            "SELECT COUNT(*), COUNT(DISTINCT email) FROM leads",
+        ))
+        .await
+        .expect("counts");
+    tx.commit().await.expect("end read");
+    assert_eq!((total, emails), (rows as i64, rows as i64));
 }
 
 async fn export_csv_and_xlsx_neutralize_formulas(engine: Engine) {

@@ -444,9 +444,12 @@ impl Planner {
             from_carry: HashMap::new(),
             plan: ChunkPlan::default(),
         };
-        let mut known: HashSet<String> = HashSet::new();
+        // Only when there is a previous plan: a lead the lookup already saw is not added twice.
+        let known: HashSet<String> = match unwritten {
+            Some(_) => stored.iter().map(|row| row.id.clone()).collect(),
+            None => HashSet::new(),
+        };
         for row in stored {
-            known.insert(row.id.clone());
             chunk.add_stored(row);
         }
         if let Some(unwritten) = unwritten {

@@ -112,15 +112,15 @@ async fn finished(app: &TestApp, who: &Tokens, id: &str) -> Value {
     panic!("import {id} did not finish");
 }
 
-/// Uploads, validates with the suggested mapping (or `mapping`), commits and waits.
-async fn import_file(
+/// Uploads and validates with the suggested mapping: the import's id and its dry-run report.
+async fn checked(
     app: &TestApp,
     who: &Tokens,
     pipeline: &str,
     name: &str,
     bytes: &[u8],
     on_dup: &str,
-) -> (Value, Value) {
+) -> (String, Reply) {
     let uploaded = upload(app, who, pipeline, name, bytes).await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
     let id = str_of(&uploaded.body, "id").to_owned();
@@ -133,6 +133,32 @@ async fn import_file(
     )
     .await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    (id, report)
+}
+
+/// Starts the commit of a checked import in this process, as the organization's operator, for
+/// tests that run it chunk by chunk with `service::run`.
+async fn started(app: &TestApp, owner: &Tokens, org_name: &str, id: &str) -> service::Run {
+    let ctx = Ctx::operator(
+        OrgRef {
+            id: owner.org_id.clone(),
+            name: org_name.to_owned(),
+        },
+        "test",
+    );
+    service::start(&app.db, &ctx, id).await.expect("start")
+}
+
+/// Uploads, validates with the suggested mapping, commits and waits.
+async fn import_file(
+    app: &TestApp,
+    who: &Tokens,
+    pipeline: &str,
+    name: &str,
+    bytes: &[u8],
+    on_dup: &str,
+) -> (Value, Value) {
+    let (id, report) = checked(app, who, pipeline, name, bytes, on_dup).await;
     let commit = app
         .post(
             &format!("/api/v1/imports/{id}/commit"),
@@ -837,29 +863,12 @@ async fn resume_after_a_crash_imports_every_row_once(engine: Engine) {
         file.push_str(&format!("Person {i},person{email}@crash.test,{phone}\n"));
     }
     let created = rows - repeats;
-    let uploaded = upload(&app, &owner, &leads, "big.csv", file.as_bytes()).await;
-    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
-    let id = str_of(&uploaded.body, "id").to_owned();
-    let report = validate(
-        &app,
-        &owner,
-        &id,
-        uploaded.body["suggested_mapping"].clone(),
-        "skip",
-    )
-    .await;
+    let (id, report) = checked(&app, &owner, &leads, "big.csv", file.as_bytes(), "skip").await;
     assert_eq!(report.body["would_create"], created, "{}", report.body);
     assert_eq!(report.body["would_skip"], repeats, "{}", report.body);
 
     // Commit in this process and stop after the first chunk, as a process that dies would.
-    let ctx = Ctx::operator(
-        OrgRef {
-            id: owner.org_id.clone(),
-            name: "Acme Growth".to_owned(),
-        },
-        "test",
-    );
-    let first = service::start(&app.db, &ctx, &id).await.expect("start");
+    let first = started(&app, &owner, "Acme Growth", &id).await;
     let end = service::run(&app.db, &first, Some(1), &|_| {})
         .await
         .expect("first chunk");
@@ -986,26 +995,9 @@ async fn a_chunk_that_races_another_writer_is_decided_again(engine: Engine) {
     for i in 0..rows {
         file.push_str(&format!("Person {i},person{i}@race.test\n"));
     }
-    let uploaded = upload(&app, &owner, &leads, "race.csv", file.as_bytes()).await;
-    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
-    let id = str_of(&uploaded.body, "id").to_owned();
-    let report = validate(
-        &app,
-        &owner,
-        &id,
-        uploaded.body["suggested_mapping"].clone(),
-        "skip",
-    )
-    .await;
+    let (id, report) = checked(&app, &owner, &leads, "race.csv", file.as_bytes(), "skip").await;
     assert_eq!(report.body["would_create"], rows, "{}", report.body);
-    let ctx = Ctx::operator(
-        OrgRef {
-            id: owner.org_id.clone(),
-            name: "Acme Growth".to_owned(),
-        },
-        "test",
-    );
-    let run = service::start(&app.db, &ctx, &id).await.expect("start");
+    let run = started(&app, &owner, "Acme Growth", &id).await;
 
     let tenant = meridian_db::Tenant::for_verified_credentials(&owner.org_id, None);
     let mut other = app.db.tenant(&tenant).await.expect("the other writer");
